@@ -1,0 +1,272 @@
+"""The generic jobs API: list and schedule, detail, status, result, cancel, retry, stats."""
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+
+from . import services
+from .models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
+from .registry import get_kind, registered_kinds
+
+
+def job_urls(job, request=None):
+    return {
+        "status_url": reverse("job-status", args=[job.id], request=request),
+        "detail_url": reverse("job-detail", args=[job.id], request=request),
+        "result_url": reverse("job-result", args=[job.id], request=request),
+    }
+
+
+def timing(job, now=None):
+    """Elapsed seconds, rate (units per second) and ETA seconds from the job's progress."""
+    now = now or timezone.now()
+    if not job.started_at:
+        return {"elapsed_seconds": None, "rate_per_second": None, "eta_seconds": None}
+    elapsed = ((job.finished_at or now) - job.started_at).total_seconds()
+    rate = job.progress_done / elapsed if elapsed > 0 and job.progress_done else None
+    eta = None
+    if rate and job.progress_total and job.is_active:
+        eta = round(max(0, job.progress_total - job.progress_done) / rate, 1)
+    return {
+        "elapsed_seconds": round(elapsed, 1),
+        "rate_per_second": round(rate, 3) if rate else None,
+        "eta_seconds": eta,
+    }
+
+
+class JobEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobEvent
+        fields = ["created_at", "type", "message", "data"]
+
+
+class JobStatusSerializer(serializers.ModelSerializer):
+    """Compact, for polling."""
+
+    percentage = serializers.IntegerField(read_only=True)
+    next_attempt_at = serializers.SerializerMethodField()
+    elapsed_seconds = serializers.SerializerMethodField()
+    rate_per_second = serializers.SerializerMethodField()
+    eta_seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "status", "progress_done", "progress_total", "percentage", "message", "error",
+            "succeeded_count", "failed_count", "attempts", "max_attempts", "next_attempt_at",
+            "cancel_requested", "created_at", "started_at", "updated_at", "finished_at",
+            "elapsed_seconds", "rate_per_second", "eta_seconds",
+        ]
+
+    def _timing(self, job):
+        cache = self.context.setdefault("_timing", {})
+        if job.pk not in cache:
+            cache[job.pk] = timing(job)
+        return cache[job.pk]
+
+    def get_next_attempt_at(self, job) -> str | None:
+        if job.status == JobStatus.WAITING and job.run_after:
+            return serializers.DateTimeField().to_representation(job.run_after)
+        return None
+
+    def get_elapsed_seconds(self, job) -> float | None:
+        return self._timing(job)["elapsed_seconds"]
+
+    def get_rate_per_second(self, job) -> float | None:
+        return self._timing(job)["rate_per_second"]
+
+    def get_eta_seconds(self, job) -> float | None:
+        return self._timing(job)["eta_seconds"]
+
+
+class JobSerializer(JobStatusSerializer):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    title = serializers.SerializerMethodField()
+    status_url = serializers.SerializerMethodField()
+
+    class Meta(JobStatusSerializer.Meta):
+        fields = JobStatusSerializer.Meta.fields + ["title", "owner", "priority", "run_after", "parent",
+                                                    "status_url"]
+
+    def get_title(self, job) -> str:
+        kind = get_kind(job.kind)
+        return kind.title if kind else job.kind
+
+    def get_status_url(self, job) -> str:
+        return reverse("job-status", args=[job.id], request=self.context.get("request"))
+
+
+class JobDetailSerializer(JobSerializer):
+    events = serializers.SerializerMethodField()
+
+    class Meta(JobSerializer.Meta):
+        fields = JobSerializer.Meta.fields + ["params", "checkpoint", "result", "events"]
+
+    def get_events(self, job) -> list:
+        # The newest 500 lines; a job with more keeps them all in the admin.
+        events = list(job.events.order_by("-created_at", "-id")[:500])
+        return JobEventSerializer(reversed(events), many=True).data
+
+
+class JobCreateSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="A schedulable job kind, e.g. demo.count.")
+    params = serializers.JSONField(required=False, default=dict)
+    run_after = serializers.DateTimeField(required=False, allow_null=True,
+                                          help_text="Do not start before this time (UTC).")
+    priority = serializers.IntegerField(required=False, default=0, min_value=-100, max_value=100)
+
+    def validate_kind(self, value):
+        kind = get_kind(value)
+        schedulable = sorted(name for name, k in registered_kinds().items() if k.schedulable)
+        if kind is None:
+            raise ValidationError(f"Unknown job kind {value!r}. Schedulable kinds: {', '.join(schedulable)}.")
+        if not kind.schedulable:
+            raise ValidationError(
+                f"Job kind {value!r} cannot be scheduled here; start it from its own endpoint. "
+                f"Schedulable kinds: {', '.join(schedulable)}."
+            )
+        return value
+
+    def validate_params(self, value):
+        if not isinstance(value, dict):
+            raise ValidationError("params must be a JSON object.")
+        return value
+
+    def validate(self, attrs):
+        try:
+            _, attrs["params"] = services.validate_params(attrs["kind"], attrs.get("params"))
+        except services.InvalidParams as exc:
+            raise ValidationError({"params": exc.errors})
+        return attrs
+
+
+def _flag(value, name):
+    if value is None:
+        return None
+    lowered = value.lower()
+    if lowered in {"1", "true", "yes"}:
+        return True
+    if lowered in {"0", "false", "no"}:
+        return False
+    raise ValidationError({name: [f"Use true or false, not {value!r}."]})
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("status", str, description="One of " + ", ".join(JobStatus.values)),
+    OpenApiParameter("kind", str, description="A job kind, e.g. demo.count"),
+    OpenApiParameter("active", bool, description="Only queued, waiting and running jobs"),
+    OpenApiParameter("owner", str, description="Username (staff only)"),
+]
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Every kind of job. Users see their own; staff see all. Another user's job answers 404."""
+
+    serializer_class = JobSerializer
+    queryset = Job.objects.none()
+
+    def get_queryset(self):
+        jobs = services.visible_jobs(self.request.user).select_related("owner")
+        if self.action != "list":
+            return jobs
+        params = self.request.query_params
+        status_filter = params.get("status")
+        if status_filter:
+            wanted = [s.strip() for s in status_filter.split(",") if s.strip()]
+            unknown = [s for s in wanted if s not in JobStatus.values]
+            if unknown:
+                raise ValidationError(
+                    {"status": [f"Unknown status {', '.join(unknown)}. Use one of {', '.join(JobStatus.values)}."]}
+                )
+            jobs = jobs.filter(status__in=wanted)
+        if params.get("kind"):
+            jobs = jobs.filter(kind=params["kind"])
+        if _flag(params.get("active"), "active"):
+            jobs = jobs.filter(status__in=ACTIVE_STATUSES)
+        if params.get("owner") and self.request.user.is_staff:
+            jobs = jobs.filter(owner__username=params["owner"])
+        return jobs.order_by("-created_at")
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return JobDetailSerializer
+        if self.action == "create":
+            return JobCreateSerializer
+        return JobSerializer
+
+    @extend_schema(parameters=FILTER_PARAMETERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=JobCreateSerializer, responses={202: JobSerializer})
+    def create(self, request):
+        """Schedule a job of a schedulable kind with validated params."""
+        form = JobCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        job = services.submit(
+            data["kind"], data["params"], owner=request.user, run_after=data.get("run_after"),
+            priority=data.get("priority", 0), validate=False,
+        )
+        body = JobSerializer(job, context={"request": request}).data
+        return Response({"job_id": str(job.id), **job_urls(job, request), "job": body},
+                        status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=JobStatusSerializer)
+    @action(detail=True, methods=["get"])
+    def status(self, request, pk=None):
+        return Response(JobStatusSerializer(self.get_object()).data)
+
+    @extend_schema(responses={200: dict, 202: JobStatusSerializer, 409: JobStatusSerializer})
+    @action(detail=True, methods=["get"])
+    def result(self, request, pk=None):
+        """200 with the result when succeeded, 202 while still to run, 409 when failed or cancelled."""
+        job = self.get_object()
+        if job.status == JobStatus.SUCCEEDED:
+            return Response({"job_id": str(job.id), "status": job.status, "result": job.result})
+        body = JobStatusSerializer(job).data
+        if job.is_active:
+            return Response(body, status=status.HTTP_202_ACCEPTED)
+        return Response(body, status=status.HTTP_409_CONFLICT)
+
+    @extend_schema(request=None, responses={200: JobStatusSerializer, 202: JobStatusSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Queued or waiting: cancelled at once (200). Running: cancel requested (202)."""
+        job = self.get_object()
+        try:
+            job = services.cancel(job)
+        except services.NotAllowed as exc:
+            return Response({"detail": str(exc), "status": job.status}, status=status.HTTP_409_CONFLICT)
+        code = status.HTTP_202_ACCEPTED if job.status == JobStatus.RUNNING else status.HTTP_200_OK
+        return Response(JobStatusSerializer(job).data, status=code)
+
+    @extend_schema(
+        request=inline_serializer("RetryRequest", {"from_start": serializers.BooleanField(required=False)}),
+        responses={202: JobStatusSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Run a failed or cancelled job again; it resumes from its checkpoint unless from_start is true."""
+        job = self.get_object()
+        from_start = request.data.get("from_start", False) if hasattr(request.data, "get") else False
+        if not isinstance(from_start, bool):
+            from_start = _flag(str(from_start), "from_start")
+        try:
+            job = services.retry(job, from_start=bool(from_start))
+        except services.NotAllowed as exc:
+            return Response({"detail": str(exc), "status": job.status}, status=status.HTTP_409_CONFLICT)
+        return Response({**JobStatusSerializer(job).data, **job_urls(job, request)},
+                        status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=dict)
+    @action(detail=False, methods=["get"])
+    def stats(self, request):
+        """Counts by status and kind, ready vs. scheduled later, average duration, and the workers."""
+        body = services.stats(services.visible_jobs(request.user))
+        body["workers"] = services.worker_clusters()
+        return Response(body)
