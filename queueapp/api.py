@@ -14,6 +14,7 @@ from .registry import get_kind, registered_kinds
 
 
 def job_urls(job, request=None):
+    """The job's URLs in their canonical form: /api/jobs/{id}/ and /api/jobs/{id}/status."""
     return {
         "status_url": reverse("job-status", args=[job.id], request=request),
         "detail_url": reverse("job-detail", args=[job.id], request=request),
@@ -97,7 +98,7 @@ class JobSerializer(JobStatusSerializer):
         return kind.title if kind else job.kind
 
     def get_status_url(self, job) -> str:
-        return reverse("job-status", args=[job.id], request=self.context.get("request"))
+        return job_urls(job, self.context.get("request"))["status_url"]
 
 
 class JobDetailSerializer(JobSerializer):
