@@ -83,6 +83,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "queueapp",
+    "imports",
+    "ebay",
+    "analysis",
 ]
 
 MIDDLEWARE = [

@@ -10,4 +10,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/", include("queueapp.urls")),
+    path("api/", include("imports.urls")),
+    path("api/ebay/", include("ebay.urls")),
+    path("api/analysis/", include("analysis.urls")),
 ]
