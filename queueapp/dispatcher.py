@@ -158,6 +158,8 @@ def reap_expired_leases(now=None):
 
 
 def _send_finished(job_id):
+    if not job_finished.has_listeners(Job):
+        return
     job = Job.objects.filter(id=job_id).first()
     if job is not None:
         job_finished.send(sender=Job, job=job)
