@@ -237,3 +237,41 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- ebay -----------------------------------------------------------------------------------------------
+# Without credentials Jobsite talks to the fake eBay server (`manage.py fake_ebay`, started by `make run`),
+# so every eBay feature works on a fresh checkout. README.ebay.md lists every variable.
+EBAY_CLIENT_ID = os.environ.get("EBAY_CLIENT_ID", "")
+EBAY_CLIENT_SECRET = os.environ.get("EBAY_CLIENT_SECRET", "")
+EBAY_ENV = os.environ.get("EBAY_ENV") or ("production" if EBAY_CLIENT_ID else "fake")
+if EBAY_ENV not in {"production", "sandbox", "fake"}:
+    raise ImproperlyConfigured(f"EBAY_ENV must be production, sandbox or fake, got {EBAY_ENV!r}")
+EBAY_FAKE_URL = os.environ.get("EBAY_FAKE_URL", "http://127.0.0.1:8765")
+# Overrides the environment's base URL (OAuth, Taxonomy, Marketing and Inventory share one host).
+EBAY_API_BASE_URL = os.environ.get("EBAY_API_BASE_URL") or {
+    "production": "https://api.ebay.com",
+    "sandbox": "https://api.sandbox.ebay.com",
+    "fake": EBAY_FAKE_URL,
+}[EBAY_ENV]
+EBAY_MARKETPLACE_ID = os.environ.get("EBAY_MARKETPLACE_ID", "EBAY_US")
+EBAY_HTTP_TIMEOUT = env_float("EBAY_HTTP_TIMEOUT", 20)
+# Spacing between the calls of one job (the seed's 200 ms).
+EBAY_CALL_SPACING_SECONDS = env_float("EBAY_CALL_SPACING_SECONDS", 0.2)
+# eBay's 429 carries no reset time; without a Retry-After header a spent quota pauses the job this long.
+EBAY_QUOTA_PAUSE_SECONDS = env_int("EBAY_QUOTA_PAUSE_SECONDS", 900)
+# AES-GCM key for user tokens at rest: 32 bytes, base64. Unset: derived from SECRET_KEY (see README.ebay.md).
+EBAY_TOKEN_KEY = os.environ.get("EBAY_TOKEN_KEY", "")
+EBAY_CATEGORY_FRESHNESS_HOURS = env_float("EBAY_CATEGORY_FRESHNESS_HOURS", 24 * 7)
+EBAY_CATEGORY_FETCH_SLICE_SECONDS = env_float("EBAY_CATEGORY_FETCH_SLICE_SECONDS", 30)
+EBAY_CATEGORY_FETCH_CONCURRENCY = env_int("EBAY_CATEGORY_FETCH_CONCURRENCY", 2)
+EBAY_CATEGORY_FETCH_MAX_ATTEMPTS = env_int("EBAY_CATEGORY_FETCH_MAX_ATTEMPTS", 5)
+EBAY_CATEGORY_ITEM_MAX_ATTEMPTS = env_int("EBAY_CATEGORY_ITEM_MAX_ATTEMPTS", 3)
+EBAY_CATEGORY_FETCH_MAX_CATEGORIES = env_int("EBAY_CATEGORY_FETCH_MAX_CATEGORIES", 50_000)
+EBAY_PROMOTION_FIRST_DELAY_SECONDS = env_int("EBAY_PROMOTION_FIRST_DELAY_SECONDS", 60)
+EBAY_PROMOTION_BACKOFF_BASE_SECONDS = env_int("EBAY_PROMOTION_BACKOFF_BASE_SECONDS", 120)
+EBAY_PROMOTION_BACKOFF_CAP_SECONDS = env_int("EBAY_PROMOTION_BACKOFF_CAP_SECONDS", 600)
+EBAY_PROMOTION_BACKOFF_JITTER = env_float("EBAY_PROMOTION_BACKOFF_JITTER", 0)
+EBAY_PROMOTION_MAX_ATTEMPTS = env_int("EBAY_PROMOTION_MAX_ATTEMPTS", 5)
+EBAY_PROMOTION_STAGGER_SECONDS = env_float("EBAY_PROMOTION_STAGGER_SECONDS", 5)
+EBAY_PROMOTION_RATE_PER_MINUTE = env_int("EBAY_PROMOTION_RATE_PER_MINUTE", 10)
+EBAY_PROMOTION_BATCH_MAX = env_int("EBAY_PROMOTION_BATCH_MAX", 100)
