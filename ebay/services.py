@@ -2,6 +2,7 @@
 (seed 001) and publishOffer with auto-promote. Views, commands and job handlers call these."""
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -294,6 +295,9 @@ def run_category_fetch(ctx):
     """The job: fetch each pending category's aspects at the configured spacing, record failures per
     category, yield at the end of each time slice, pause while the quota is spent."""
     fetch = CategoryFetch.objects.select_related("job").get(job_id=ctx.job_id)
+    # The slice budget is read at run time (not only the kind's slice_seconds, fixed at start-up), so a
+    # setting change reaches running workers' next slice and tests can shorten it.
+    deadline = time.monotonic() + settings.EBAY_CATEGORY_FETCH_SLICE_SECONDS
     counts = _Counts(fetch)
     total = fetch.total_categories
     started_at = counts.processed
@@ -301,7 +305,7 @@ def run_category_fetch(ctx):
                  message=_fetch_message(counts, total))
     if counts.processed:
         ctx.event(f"Resuming: {counts.processed} of {total} categories already done")
-    consecutive_transient = 0
+    consecutive_transient = handled = 0
     with EbayClient(marketplace_id=fetch.marketplace_id) as client:
         while True:
             items = list(fetch.items.filter(status=CategoryFetchItem.Status.PENDING).order_by("position")[:200])
@@ -309,9 +313,11 @@ def run_category_fetch(ctx):
                 break
             fresh = _fresh_ids(fetch, items)
             for item in items:
-                if ctx.out_of_time():
+                # At least one category per slice, so that a tiny budget still makes progress.
+                if handled and (ctx.out_of_time() or time.monotonic() >= deadline):
                     raise YieldSlice(after=0, reason=f"Time slice used ({counts.processed - started_at} "
                                                      f"categories this slice, {total - counts.processed} to go)")
+                handled += 1
                 if item.category_id in fresh:
                     _record_item(ctx, fetch, item, counts, CategoryFetchItem.Status.SKIPPED)
                 else:
