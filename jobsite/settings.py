@@ -275,3 +275,16 @@ EBAY_PROMOTION_MAX_ATTEMPTS = env_int("EBAY_PROMOTION_MAX_ATTEMPTS", 5)
 EBAY_PROMOTION_STAGGER_SECONDS = env_float("EBAY_PROMOTION_STAGGER_SECONDS", 5)
 EBAY_PROMOTION_RATE_PER_MINUTE = env_int("EBAY_PROMOTION_RATE_PER_MINUTE", 10)
 EBAY_PROMOTION_BATCH_MAX = env_int("EBAY_PROMOTION_BATCH_MAX", 100)
+
+# --- analysis ---
+# Sales analyses (seed 002). Uploaded files and reports live under MEDIA_ROOT/analysis/ and are deleted
+# with their job by the retention cleanup (JOBS_RETENTION_DAYS).
+ANALYSIS_MAX_UPLOAD_MB = env_int("ANALYSIS_MAX_UPLOAD_MB", 512)  # per file; a 1M-row export is ~60-120 MB
+ANALYSIS_CONCURRENCY = env_int("ANALYSIS_CONCURRENCY", 2)  # analyses running at once (CPU-bound)
+ANALYSIS_MAX_ATTEMPTS = env_int("ANALYSIS_MAX_ATTEMPTS", 2)
+ANALYSIS_MIN_SESSIONS = env_int("ANALYSIS_MIN_SESSIONS", 20)  # sessions an item needs for conversion lists
+ANALYSIS_TOP_N = env_int("ANALYSIS_TOP_N", 10)  # items per ranking list
+ANALYSIS_MAX_RECOMMENDATIONS = env_int("ANALYSIS_MAX_RECOMMENDATIONS", 10)
+ANALYSIS_MAX_ROW_ERRORS = env_int("ANALYSIS_MAX_ROW_ERRORS", 200)  # kept in detail; all are counted
+ANALYSIS_RESULT_MAX_ITEMS = env_int("ANALYSIS_RESULT_MAX_ITEMS", 5000)  # items table in the result and report
+ANALYSIS_RESULT_MAX_KEYWORDS = env_int("ANALYSIS_RESULT_MAX_KEYWORDS", 1000)
