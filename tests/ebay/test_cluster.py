@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from ebay.models import CategoryFetch, CategoryFetchItem
+from ebay.models import CategoryFetch, CategoryFetchItem, Promotion
 from queueapp import dispatcher
 from queueapp.engine import Job, JobStatus
 from tests.support import wait_until
@@ -68,3 +68,29 @@ def test_cancel_stops_a_running_fetch(api, fake_ebay, qcluster):
     time.sleep(0.5)
     assert fetch_row(job_id).processed == stopped_at < 200
     assert api.get(f"/api/ebay/category-fetches/{job_id}").data["status"] == "cancelled"
+
+
+def test_a_worker_killed_mid_create_does_not_create_a_second_ad(api, fake_ebay, qcluster, settings):
+    settings.EBAY_PROMOTION_FIRST_DELAY_SECONDS = 0
+    # eBay creates the ad, then takes 30 s to answer: the worker dies in between.
+    fake_ebay.state.configure(create_delay_seconds=30)
+    env = worker_env(fake_ebay)
+    cluster = qcluster(**env)
+    job_id = api.post("/api/ebay/promotions", {"listing_id": "177681098666", "ad_rate": 5,
+                                               "campaign_id": "151310691012"}, format="json").data["job_id"]
+    wait_until(lambda: fake_ebay.state.ads_for("177681098666"), timeout=60,
+               message=f"eBay to receive the create; worker log:\n{cluster.output()}")
+    cluster.kill()
+    assert Promotion.objects.get(job_id=job_id).create_sent_at is not None
+    fake_ebay.state.configure(create_delay_seconds=0)
+    time.sleep(2.5)
+    dispatcher.tick()  # the reaper requeues the job: attempt 2 of 5
+
+    restarted = qcluster(**env)
+    wait_until(lambda: Job.objects.get(id=job_id).status == JobStatus.SUCCEEDED, timeout=60,
+               message=f"the promotion to finish; worker log:\n{restarted.output()}")
+    (ad,) = fake_ebay.state.ads_for("177681098666")
+    promotion = Promotion.objects.get(job_id=job_id)
+    assert promotion.status == "promoted" and promotion.ad_id == ad["adId"] and promotion.attempts == 2
+    assert len([r for r in fake_ebay.state.requests_to("/ad") if r["method"] == "POST"]) == 1
+    assert "[promotion-worker] ✓ Job" in restarted.output()
