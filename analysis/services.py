@@ -475,6 +475,9 @@ def status(job):
         "marketplace": params.get("marketplace"),
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
+        # After a worker crash the job waits for its next attempt; say when, and why.
+        "next_attempt_at": job.run_after if job.status == JobStatus.WAITING else None,
+        "last_error": (job.error or None) if job.status == JobStatus.WAITING else None,
     }
 
 

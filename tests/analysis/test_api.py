@@ -239,3 +239,19 @@ def test_upload_name_is_kept_without_its_path(api):
 def test_schema_documents_the_endpoints(api):
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
     assert "/api/analysis/" in schema and "/api/analysis/{job_id}/report.xlsx" in schema
+
+
+def test_a_transient_failure_is_retried_and_the_status_says_so(api, revenue, monkeypatch):
+    from analysis import report
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "build", disk_full)
+    job_id = start(api, revenue).data["job_id"]
+    runner.run_job(job_id)
+    status = api.get(f"/api/analysis/{job_id}").data
+    assert status["status"] == "processing" and status["job_status"] == "waiting"
+    assert status["error"] is None and "No space left on device" in status["last_error"]
+    assert status["next_attempt_at"] is not None and status["attempts"] == 1 and status["max_attempts"] == 2
+    assert api.get(f"/api/jobs/{job_id}/result").status_code == 202

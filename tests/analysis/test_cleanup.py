@@ -1,6 +1,7 @@
 """Uploads and reports go with their job: the retention cleanup (JOBS_RETENTION_DAYS, 7 by default)
 deletes finished jobs through the ORM, and the analysis app removes their folders."""
 
+import io
 from datetime import date, timedelta
 
 import pytest
@@ -73,10 +74,14 @@ def test_files_stay_when_the_deletion_is_rolled_back(api, media_root):
     assert folder.exists() and Job.objects.filter(id=job_id).exists()
 
 
-def test_orphan_folders_are_removed(media_root, user):
+def test_orphan_folders_are_removed_but_not_those_of_jobs(api, media_root):
+    job_id, _ = run(api, REVENUE)
+    kept = folder_of(job_id, media_root)
     orphan = media_root / "analysis" / ("0" * 32)
     orphan.mkdir(parents=True)
     (orphan / "revenue.csv").write_text("x")
     assert services.remove_orphan_folders(older_than_hours=24) == 0  # too young: may be an upload in progress
-    assert services.remove_orphan_folders(older_than_hours=0) == 1
-    assert not orphan.exists()
+    out = io.StringIO()
+    call_command("cleanup_analysis_files", older_than_hours=0, stdout=out)
+    assert out.getvalue().strip() == "Removed 1 orphan analysis folder(s)."
+    assert not orphan.exists() and kept.exists()
