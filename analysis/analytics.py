@@ -357,7 +357,9 @@ class Analysis:
                     "missed_revenue": money(lost_units * price) if price else None,
                 })
             elif s.sessions <= low and conv[a] >= cat_conv * HIGH_CONVERSION_FACTOR and s.units > 0:
-                extra_units = (high - s.sessions) * conv[a]
+                # Bought traffic converts worse than the shoppers who find an item today: the estimate
+                # assumes the new sessions convert halfway between the item's rate and the catalogue's.
+                extra_units = (high - s.sessions) * (conv[a] + cat_conv) / 2
                 candidates.append({
                     **self.item_row(a),
                     "sessions_target": high,
@@ -511,7 +513,8 @@ class Analysis:
                           "a coupon, or links from your best sellers. It converts well but few shoppers see it.",
                 "why": f"{item['conversion_percent']}% conversion (catalogue {cat_conv_pct}%) on only "
                        f"{item['sessions']:,} sessions; at {item['sessions_target']:,} sessions it would sell about "
-                       f"{item['extra_units_at_target']} more units ({fmt(item['extra_revenue_at_target'])}).",
+                       f"{item['extra_units_at_target']} more units ({fmt(item['extra_revenue_at_target'])}), if the "
+                       "new visitors convert halfway between its rate and the catalogue's.",
                 "figures": {k: item[k] for k in ("sessions", "units", "conversion_percent", "sessions_target",
                                                  "extra_units_at_target", "extra_revenue_at_target")},
                 "estimated_revenue_impact": item["extra_revenue_at_target"],

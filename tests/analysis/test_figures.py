@@ -143,15 +143,16 @@ def test_rankings_listing_problems_and_promotion_candidates(api):
     # B: 900 sessions, 1 % -> at 7.39 % it would sell 900*204/2760 = 66.52 units, 57.52 more, * £25 = £1438.04.
     assert [(p["asin"], p["missed_units"], p["missed_revenue"]) for p in r["listing_problems"]] == [
         ("B0BBBBBBB2", "57.5", "1438.04")]
-    # D: 100 sessions at 30 %; at 900 sessions: 800 * 0.30 = 240 more units * £12 = £2880.00.
+    # D: 100 sessions at 30 %; 800 more sessions converting halfway between 30 % and 204/2760:
+    # 800 * (0.30 + 0.0739130) / 2 = 149.57 more units * £12 = £1794.78.
     assert [(c["asin"], c["extra_units_at_target"], c["extra_revenue_at_target"]) for c in
-            r["promotion_candidates"]] == [("B0DDDDDDD4", "240.0", "2880.00")]
+            r["promotion_candidates"]] == [("B0DDDDDDD4", "149.6", "1794.78")]
     assert result["trends"]["available"] is False and result["period"] is None
     assert "no date column" in " ".join(result["warnings"])
 
     recs = result["recommendations"]
     assert [(x["rank"], x["type"], x.get("asin"), x["estimated_revenue_impact"]) for x in recs] == [
-        (1, "promote", "B0DDDDDDD4", "2880.00"),
+        (1, "promote", "B0DDDDDDD4", "1794.78"),
         (2, "fix_listing", "B0BBBBBBB2", "1438.04"),
         (3, "reduce_concentration", "B0AAAAAAA1", None),  # A: 2000 / 3505 = 57.06 % of revenue
     ]
@@ -340,7 +341,7 @@ def test_report_sheets_hold_the_sections(api, media_root):
     book = load_workbook(media_root / SalesAnalysis.objects.get(job_id=job_id).report_file)
     recs = [row for row in book["Recommendations"].iter_rows(min_row=3, values_only=True) if row[0]]
     assert [(r[0], Decimal(str(r[3])) if r[3] is not None else None) for r in recs] == [
-        (1, Decimal("2880")), (2, Decimal("1438.04")), (3, None)]
+        (1, Decimal("1794.78")), (2, Decimal("1438.04")), (3, None)]
     items = list(book["Items"].iter_rows(min_row=3, values_only=True))
     assert [row[0] for row in items] == [i["asin"] for i in result["items"]]
     problems = [row for row in book["Rankings"].iter_rows(values_only=True) if row[0] == "B0BBBBBBB2"]
