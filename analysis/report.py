@@ -196,7 +196,7 @@ def _trends(ws, result):
     _put(ws, 1, 1, "Revenue by week", font=BOLD)
     end_weekly = _table(ws, 2, columns, weekly)
     _put(ws, end_weekly, 1, "Revenue by month", font=BOLD)
-    end_monthly = _table(ws, end_weekly + 1, columns, monthly)
+    _table(ws, end_weekly + 1, columns, monthly)
     revenue_col = 1 + [c[1] for c in columns].index("revenue")
     focus_col = len(columns)
     if weekly:
@@ -221,7 +221,6 @@ def _trends(ws, result):
                        titles_from_data=True)
         chart.set_categories(Reference(ws, min_col=1, min_row=first + 1, max_row=first + len(monthly)))
         ws.add_chart(chart, f"{get_column_letter(len(columns) + 2)}22")
-    del end_monthly
     _widths(ws, [10, 12, 12, 13, 8, 14, 10, 10, 11, 11, 13, 16])
 
 
