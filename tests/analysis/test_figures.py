@@ -1,7 +1,6 @@
 """The figures, against expected values computed from the records themselves (factories.sums & co.) or by
 hand in the comments, for several real-world export formats."""
 
-import io
 from datetime import date, timedelta
 from decimal import Decimal
 
