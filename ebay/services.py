@@ -561,10 +561,15 @@ def run_promotion(ctx):
     """One attempt at createAdByListingId, classified by eBay's errorId (see ebay-specs/README.md)."""
     promotion = Promotion.objects.select_related("owner").get(job_id=ctx.job_id)
     label = f"Job {ctx.job_id} (listing {promotion.listing_id})"
+    if promotion.status == Promotion.Status.PROMOTED:
+        return {"listing_id": promotion.listing_id, "ad_id": promotion.ad_id, "note": "already promoted"}
     if promotion.status != Promotion.Status.PENDING:
-        return {"status": promotion.status, "ad_id": promotion.ad_id, "note": "already settled"}
+        _reopen(promotion)  # the job was retried (API or admin) after it failed or was cancelled
     worker_log.info("[promotion-worker] %s: attempt %s of %s started", label, ctx.attempt, ctx.max_attempts)
-    worker_log.info("[promotion-worker] Queue stats: %s", _queue_counts())
+    counts = _queue_counts()
+    worker_log.info("[promotion-worker] Queue stats: %s", counts)
+    ctx.event(f"Attempt {ctx.attempt} of {ctx.max_attempts}: listing {promotion.listing_id} at "
+              f"{promotion.ad_rate}% in campaign {promotion.campaign_id}", queue_stats=counts)
     Promotion.objects.filter(pk=promotion.pk).update(attempts=ctx.attempt, updated_at=timezone.now())
     final = ctx.attempt >= ctx.max_attempts
     try:
@@ -616,6 +621,19 @@ def run_promotion(ctx):
             if exc.transient:
                 return _retry(ctx, promotion, label, exc.describe(), final)
             return _fail(ctx, promotion, label, f"eBay refused the ad: {exc.describe()}")
+
+
+def _reopen(promotion):
+    try:
+        with transaction.atomic():
+            Promotion.objects.filter(pk=promotion.pk).update(status=Promotion.Status.PENDING,
+                                                             updated_at=timezone.now())
+    except IntegrityError:
+        other = Promotion.objects.filter(owner_id=promotion.owner_id, listing_id=promotion.listing_id,
+                                         status=Promotion.Status.PENDING).first()
+        raise PermanentError(f"Listing {promotion.listing_id} has another pending promotion"
+                             f"{f' (job {other.job_id})' if other else ''}; this one is not retried.")
+    promotion.status = Promotion.Status.PENDING
 
 
 def _permanent_reason(exc, promotion):

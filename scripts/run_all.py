@@ -1,8 +1,10 @@
-"""Start the web server and the worker cluster together; Ctrl-C (or SIGTERM) stops them all."""
+"""Start the web server and the worker cluster together (and the fake eBay server when no eBay credentials
+are configured); Ctrl-C (or SIGTERM) stops them all."""
 
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,16 +17,26 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", default="8000")
+    parser.add_argument("--ebay-port", default=os.environ.get("EBAY_FAKE_PORT", "8765"),
+                        help="Port of the fake eBay server (started when EBAY_CLIENT_ID is not set).")
     args = parser.parse_args()
 
     python = sys.executable
-    processes = {
-        "web": [python, "manage.py", "runserver", f"{args.host}:{args.port}", "--noreload"],
-        "worker": [python, "manage.py", "qcluster"],
-    }
+    env = os.environ.copy()
+    processes = {}
+    fake_ebay = not env.get("EBAY_CLIENT_ID") and env.get("EBAY_ENV", "fake") == "fake"
+    if fake_ebay:
+        # No eBay credentials: every eBay feature runs against the fake eBay server on loopback.
+        processes["fake-ebay"] = [python, "manage.py", "fake_ebay", "--port", str(args.ebay_port)]
+        env["EBAY_ENV"] = "fake"
+        env.setdefault("EBAY_API_BASE_URL", f"http://127.0.0.1:{args.ebay_port}")
+    processes["web"] = [python, "manage.py", "runserver", f"{args.host}:{args.port}", "--noreload"]
+    processes["worker"] = [python, "manage.py", "qcluster"]
     running = {}
     for name, command in processes.items():
-        running[name] = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), start_new_session=True)
+        running[name] = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+        if name == "fake-ebay":
+            _wait_for_port(int(args.ebay_port))
 
     base = f"http://{args.host}:{args.port}"
     print(
@@ -32,7 +44,9 @@ def main():
         f"  Log in:      {base}/admin/  (demo user printed above)\n"
         f"  Jobs API:    {base}/api/jobs/\n"
         f"  API docs:    {base}/api/docs/\n"
-        f"Press Ctrl-C to stop the web server and the worker.\n",
+        + (f"  eBay:        fake eBay server at {env['EBAY_API_BASE_URL']} (set EBAY_CLIENT_ID/EBAY_CLIENT_SECRET "
+           f"for real eBay)\n" if fake_ebay else f"  eBay:        {env.get('EBAY_ENV', 'production')}\n")
+        + "Press Ctrl-C to stop them all.\n",
         flush=True,
     )
 
@@ -73,6 +87,18 @@ def main():
     finally:
         stop()
     return exit_code
+
+
+def _wait_for_port(port, timeout=15):
+    """The web server and workers may call eBay at once: let the fake server bind first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    print(f"warning: the fake eBay server did not open port {port} within {timeout} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -363,3 +363,14 @@ def test_against_real_ebay_an_unconnected_user_gets_400(api, fake_ebay, settings
     settings.EBAY_ENV = "production"
     response = api.post(URL, {"listing_id": "1", "ad_rate": 5, "campaign_id": CAMPAIGN}, format="json")
     assert response.status_code == 400 and "Connect one with PUT /api/ebay/account" in response.data["account"][0]
+
+
+def test_retrying_a_failed_promotion_job_through_the_jobs_api_tries_again(api, fake_ebay):
+    fake_ebay.state.configure(not_eligible_listings=["177681098666"])
+    job_id = queue(api, campaign_id=CAMPAIGN)["job_id"]
+    assert attempt(job_id) == "failed"
+    fake_ebay.state.configure(not_eligible_listings=[])
+    assert api.post(f"/api/jobs/{job_id}/retry").status_code == 202
+    assert runner.run_job(job_id) == "succeeded"
+    promotion = Promotion.objects.get(job_id=job_id)
+    assert promotion.status == "promoted" and len(fake_ebay.state.ads_for("177681098666")) == 1
