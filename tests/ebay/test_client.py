@@ -256,3 +256,31 @@ def test_a_revoked_refresh_token_is_an_auth_error(fake_ebay, user):
     with services.user_client(user) as client, pytest.raises(AuthError) as refused:
         client.get_campaigns()
     assert "invalid_grant" in str(refused.value)
+
+
+def test_fake_ebay_command_serves_over_http_with_faults_set_by_flags_and_the_control_endpoint(tmp_path, settings):
+    import sys
+
+    import httpx
+
+    from tests.support import Process, wait_until
+
+    settings.EBAY_ENV, settings.EBAY_CLIENT_ID = "fake", ""
+    process = Process([sys.executable, "manage.py", "fake_ebay", "--port", "0", "--not-found", "178320",
+                       "--sync-delay", "0"], tmp_path / "fake.log")
+    try:
+        line = wait_until(lambda: re.search(r"http://127\.0\.0\.1:\d+", process.output()), timeout=30,
+                          message="the fake eBay server to start")
+        url = line.group(0)
+        with EbayClient(base_url=url) as client:
+            assert client.get_default_category_tree_id()["categoryTreeId"] == "0"
+            with pytest.raises(NotFound):
+                client.get_item_aspects_for_category("0", "178320")
+            assert httpx.post(f"{url}/__fake__/faults", json={"quota_limit": 0}).status_code == 200
+            with pytest.raises(QuotaExceeded):
+                client.get_default_category_tree_id()
+            assert httpx.post(f"{url}/__fake__/faults", json={"no_such_fault": 1}).status_code == 400
+        state = httpx.get(f"{url}/__fake__/state").json()
+        assert state["token_grants"]["client_credentials"] == 1 and state["quota_limit"] == 0
+    finally:
+        process.kill()
