@@ -26,6 +26,8 @@ run: install
 	DEBUG=$${DEBUG:-1} $(PY) scripts/run_all.py --host $(HOST) --port $(PORT)
 
 test: install
+	@# The pages' browser tests (tests/pages) drive Debian's Chromium; Playwright's own download does not work here.
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
 

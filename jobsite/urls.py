@@ -14,3 +14,7 @@ urlpatterns = [
     path("api/ebay/", include("ebay.urls")),
     path("api/analysis/", include("analysis.urls")),
 ]
+urlpatterns += [
+    # Server-rendered pages (dashboard, job page, start forms, login); after the API so that it keeps its paths.
+    path("", include("queueapp.page_urls")),
+]
