@@ -20,7 +20,6 @@ from queueapp.engine import (
     RetryLater,
     YieldSlice,
     submit,
-    visible_jobs,
 )
 
 from . import crypto
@@ -353,12 +352,22 @@ def run_category_fetch(ctx):
               "failed": counts.failed, "skipped": counts.skipped}
     ctx.event(f"Done: {counts.success} of {total} categories stored ({counts.skipped} already fresh), "
               f"{counts.failed} failed", **result)
-    return result
+    # The generic result endpoint carries the seed's final status too (errors: the first 1,000).
+    errors = list(fetch.items.filter(status=CategoryFetchItem.Status.FAILED).order_by("position")
+                  .values("category_id", "category_name", "error")[:1000])
+    return {**result, "parent_category": fetch.parent_category or None, "marketplace_id": fetch.marketplace_id,
+            "category_tree_id": fetch.category_tree_id, "errors": errors}
 
 
 def _fetch_message(counts, total):
     return (f"{counts.processed} of {total} categories processed: {counts.success} ok"
             f"{f' ({counts.skipped} already fresh)' if counts.skipped else ''}, {counts.failed} failed")
+
+
+def _checkpoint(fetch, item, counts):
+    return {"last_position": item.position, "last_category_id": item.category_id,
+            "total_categories": fetch.total_categories, "processed": counts.processed, "success": counts.success,
+            "failed": counts.failed, "skipped": counts.skipped, "parent_category": fetch.parent_category or None}
 
 
 def _record_item(ctx, fetch, item, counts, status, aspects=None, error=""):
@@ -382,12 +391,13 @@ def _record_item(ctx, fetch, item, counts, status, aspects=None, error=""):
             failed=F("failed") + (0 if ok else 1),
             skipped=F("skipped") + (1 if status == CategoryFetchItem.Status.SKIPPED else 0),
         )
-        # Also proves this worker still holds the job: if not, everything above rolls back.
-        ctx.save_checkpoint({"last_position": item.position, "last_category_id": item.category_id})
-    counts.processed += 1
-    counts.success += 1 if ok else 0
-    counts.failed += 0 if ok else 1
-    counts.skipped += 1 if status == CategoryFetchItem.Status.SKIPPED else 0
+        counts.processed += 1
+        counts.success += 1 if ok else 0
+        counts.failed += 0 if ok else 1
+        counts.skipped += 1 if status == CategoryFetchItem.Status.SKIPPED else 0
+        # Also proves this worker still holds the job: if not, everything above rolls back. The counters
+        # make the generic job detail (/api/jobs/{id}/) show the seed's numbers too.
+        ctx.save_checkpoint(_checkpoint(fetch, item, counts))
 
 
 def _record_transient(ctx, fetch, item, counts, exc):
@@ -402,7 +412,7 @@ def _record_transient(ctx, fetch, item, counts, exc):
         last = fetch.items.order_by("-position").values_list("position", flat=True).first() or 0
         CategoryFetchItem.objects.filter(pk=item.pk).update(
             attempts=attempts, position=last + 1, error=exc.describe()[:500], updated_at=timezone.now())
-        ctx.save_checkpoint({"last_position": item.position, "last_category_id": item.category_id})
+        ctx.save_checkpoint(_checkpoint(fetch, item, counts))
     ctx.event(f"Category {item.category_id} ({item.category_name}): {exc.describe()}; retried later "
               f"(attempt {attempts} of {settings.EBAY_CATEGORY_ITEM_MAX_ATTEMPTS})")
 
@@ -792,7 +802,3 @@ def publish_offer(user, offer_id, merchant_data=None):
              " and queued for promotion" if promotion else "")
     return {"offer_id": str(offer_id), "listing_id": listing_id or None, "warnings": body.get("warnings") or [],
             "promotion": promotion}
-
-
-def visible_job(user, job_id):
-    return visible_jobs(user).filter(id=job_id).first()

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -86,7 +87,11 @@ def test_a_fetch_stores_aspects_records_failures_and_completes(api, fake_ebay):
     # The generic job endpoints tell the same story.
     generic = api.get(f"/api/jobs/{body['job_id']}/status").data
     assert (generic["progress_done"], generic["succeeded_count"], generic["failed_count"]) == (25, 24, 1)
-    assert api.get(f"/api/jobs/{body['job_id']}/result").data["result"]["failed"] == 1
+    result = api.get(f"/api/jobs/{body['job_id']}/result").data["result"]
+    assert (result["processed"], result["success"], result["failed"]) == (25, 24, 1)
+    assert result["parent_category"] == "Health & Beauty (26395)" and result["errors"] == status["errors"]
+    checkpoint = api.get(f"/api/jobs/{body['job_id']}/").data["checkpoint"]
+    assert (checkpoint["total_categories"], checkpoint["processed"], checkpoint["failed"]) == (25, 25, 1)
 
 
 def test_unknown_parent_and_bad_input_answer_400_with_the_reason(api, fake_ebay):
@@ -274,3 +279,14 @@ def test_admin_pages_for_fetches_and_the_taxonomy_store(client, staff_user, api,
         response = client.get(url)
         assert response.status_code == 200, url
     assert b"Health &amp; Beauty" in client.get("/admin/ebay/categoryfetch/").content
+
+
+def test_refused_application_credentials_fail_the_request_and_the_job_with_what_to_do(api, fake_ebay, settings):
+    body = start(api, max_categories=3)
+    settings.EBAY_ENV = "production"  # no EBAY_CLIENT_ID: eBay cannot be called
+    response = api.post(URL, {"parent_category_id": "26395"}, format="json")
+    assert response.status_code == 502 and "EBAY_CLIENT_ID" in response.data["detail"]
+    cache.clear()
+    job = run_to_end(body["job_id"])
+    assert job.status == JobStatus.FAILED and job.attempts == 1 and "EBAY_CLIENT_ID" in job.error
+    assert api.get(body["status_url"]).data["status"] == "failed"

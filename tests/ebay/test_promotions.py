@@ -374,3 +374,16 @@ def test_retrying_a_failed_promotion_job_through_the_jobs_api_tries_again(api, f
     assert runner.run_job(job_id) == "succeeded"
     promotion = Promotion.objects.get(job_id=job_id)
     assert promotion.status == "promoted" and len(fake_ebay.state.ads_for("177681098666")) == 1
+
+
+def test_a_spent_quota_pauses_the_promotion_without_using_an_attempt(api, fake_ebay):
+    job_id = queue(api, campaign_id=CAMPAIGN)["job_id"]
+    fake_ebay.state.configure(quota_limit=0, quota_window_seconds=300)
+    assert attempt(job_id) == "yielded"
+    job = Job.objects.get(id=job_id)
+    assert job.status == JobStatus.WAITING and job.attempts == 0
+    assert timedelta(seconds=280) < job.run_after - timezone.now() <= timedelta(seconds=301)
+    assert "quota" in Promotion.objects.get(job_id=job_id).last_error
+    fake_ebay.state.configure(quota_limit=None)
+    assert attempt(job_id) == "succeeded"
+    assert Job.objects.get(id=job_id).attempts == 1
