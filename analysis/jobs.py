@@ -3,7 +3,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
-from queueapp.engine import exponential, job_kind
+from queueapp.engine import exponential, job_kind, register_schedule
 
 from . import services
 from .marketplaces import ASIN_RE, MARKETPLACES
@@ -32,3 +32,11 @@ class SalesAnalysisParams(serializers.Serializer):
 )
 def sales_analysis(ctx):
     return services.run_analysis(ctx)
+
+
+def sweep_orphan_uploads():
+    """Daily: upload folders left without a job by a process that died between storing and queueing."""
+    return {"removed": services.remove_orphan_folders()}
+
+
+register_schedule("analysis: remove orphan upload folders", "analysis.jobs.sweep_orphan_uploads")

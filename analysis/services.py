@@ -177,7 +177,7 @@ class _Progress:
 
     def step(self, number, detail=None):
         message = f"Step {number} of {len(STEPS)}: {STEPS[number - 1]}" + (f" - {detail}" if detail else "")
-        self.ctx.progress(STEP_STARTS[number - 1], total=100, message=message)
+        self.ctx.progress(STEP_STARTS[number - 1], total=100, message=message, step=number)
 
     def reading(self, done_bytes, label, rows, force=False):
         now = time.monotonic()
@@ -185,7 +185,7 @@ class _Progress:
             return
         self.last = now
         share = min(done_bytes, self.total) / self.total
-        self.ctx.progress(int(STEP_STARTS[1] * share), total=100,
+        self.ctx.progress(int(STEP_STARTS[1] * share), total=100, step=1,
                           message=f"Step 1 of {len(STEPS)}: {STEPS[0]} - {label}: {rows:,} rows read")
 
 
@@ -448,6 +448,8 @@ def current_step(job):
         return len(STEPS)
     if job.attempts == 0 and job.status in (JobStatus.QUEUED, JobStatus.WAITING):
         return None
+    if job.step:
+        return job.step
     done = job.progress_done or 0
     return max(i for i, start in enumerate(STEP_STARTS, start=1) if done >= start)
 

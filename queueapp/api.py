@@ -53,6 +53,20 @@ def _iso(value):
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def step_payload(job):
+    """{"number", "of", "name", "names"} for kinds with named steps, else None."""
+    kind = get_kind(job.kind)
+    if kind is None or not kind.steps:
+        return None
+    number = job.step
+    return {
+        "number": number,
+        "of": len(kind.steps),
+        "name": kind.steps[number - 1] if number and 0 < number <= len(kind.steps) else None,
+        "names": list(kind.steps),
+    }
+
+
 def status_payload(job, now=None):
     """The compact status of a job. Built by hand: it is the endpoint pages poll every 2 s."""
     return {
@@ -70,6 +84,7 @@ def status_payload(job, now=None):
         "max_attempts": job.max_attempts,
         "next_attempt_at": _iso(job.run_after) if job.status == JobStatus.WAITING else None,
         "cancel_requested": job.cancel_requested,
+        "step": step_payload(job),
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "updated_at": _iso(job.updated_at),
@@ -95,6 +110,7 @@ class JobStatusSerializer(serializers.Serializer):
     max_attempts = serializers.IntegerField()
     next_attempt_at = serializers.DateTimeField(allow_null=True, help_text="When a waiting job runs next.")
     cancel_requested = serializers.BooleanField()
+    step = serializers.DictField(allow_null=True, help_text="For kinds with named steps: number, of, name, names.")
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     updated_at = serializers.DateTimeField()

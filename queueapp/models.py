@@ -31,6 +31,8 @@ class Job(models.Model):
     checkpoint = models.JSONField(null=True, blank=True)
     progress_done = models.BigIntegerField(default=0)
     progress_total = models.BigIntegerField(null=True, blank=True)
+    # 1-based index into the kind's named steps (JobKind.steps), for step indicators.
+    step = models.PositiveSmallIntegerField(null=True, blank=True)
     succeeded_count = models.BigIntegerField(default=0)
     failed_count = models.BigIntegerField(default=0)
     message = models.CharField(max_length=500, blank=True)

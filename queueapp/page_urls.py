@@ -14,4 +14,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page="pages:login"), name="logout"),
     path("jobs/<uuid:job_id>/", views.job_page, name="job"),
     path("start/demo/", views.start_demo, name="start-demo"),
+    path("start/import/", views.start_import, name="start-import"),
+    path("start/category-fetch/", views.start_category_fetch, name="start-category-fetch"),
+    path("start/promotions/", views.start_promotions, name="start-promotions"),
+    path("start/analysis/", views.start_analysis, name="start-analysis"),
 ]

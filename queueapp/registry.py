@@ -39,7 +39,7 @@ class JobKind:
     params_serializer: type | None = None
     slice_seconds: float | None = None
     title: str = ""
-    # Named steps shown by the pages; a handler reports the current one with ctx.progress(step=...).
+    # Named steps shown by the pages; a handler reports the current one with ctx.progress(step=number).
     steps: tuple = ()
 
     @property

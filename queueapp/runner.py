@@ -76,8 +76,10 @@ class JobContext:
             return None
         return min(100, int(done * 100 / total))
 
-    def progress(self, done=None, total=None, message=None, succeeded=None, failed=None):
-        """Record progress and renew the lease. Raises JobCancelled when a cancel was requested."""
+    def progress(self, done=None, total=None, message=None, succeeded=None, failed=None, step=None):
+        """Record progress and renew the lease. Raises JobCancelled when a cancel was requested.
+
+        `step` is the 1-based number of the kind's named step now running (see job_kind(steps=...))."""
         now = timezone.now()
         fields = {"updated_at": now, "lease_expires_at": now + timedelta(seconds=settings.JOBS_LEASE_SECONDS)}
         if done is not None:
@@ -90,6 +92,8 @@ class JobContext:
             fields["succeeded_count"] = succeeded
         if failed is not None:
             fields["failed_count"] = failed
+        if step is not None:
+            fields["step"] = step
         if not self._mine().filter(cancel_requested=False).update(**fields):
             self._why_not_mine()
         if done is not None:
@@ -294,7 +298,8 @@ def _record(job, kind, token, outcome):
         if state == "succeeded":
             total = current["progress_total"]
             mine.update(**done, status=JobStatus.SUCCEEDED, result=outcome[1], error="",
-                        finished_at=now, progress_done=total if total else current["progress_done"])
+                        finished_at=now, progress_done=total if total else current["progress_done"],
+                        **({"step": len(kind.steps)} if kind.steps else {}))
             duration = (now - job.started_at).total_seconds() if job.started_at else None
             JobEvent.objects.create(job_id=job.id, type=JobEvent.Type.SUCCEEDED, message="Succeeded",
                                     data={"duration_seconds": duration})

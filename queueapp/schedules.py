@@ -32,9 +32,25 @@ ENGINE_SCHEDULES = [
 ]
 
 
+_APP_SCHEDULES = []
+
+
+def register_schedule(name, func, *, schedule_type=Schedule.DAILY, minutes=None, first_run_in=60):
+    """Let an app add a periodic task (call it from the app's jobs.py); setup_schedules creates it by name."""
+    spec = {"name": name, "func": func, "schedule_type": schedule_type, "minutes": minutes,
+            "first_run_in": first_run_in}
+    if not any(existing["name"] == name for existing in _APP_SCHEDULES):
+        _APP_SCHEDULES.append(spec)
+
+
+def all_schedules():
+    return ENGINE_SCHEDULES + _APP_SCHEDULES
+
+
 def ensure_schedules():
     results = []
-    for spec in ENGINE_SCHEDULES:
+    specs = all_schedules()
+    for spec in specs:
         defaults = {key: value for key, value in spec.items() if key not in ("name", "first_run_in")}
         defaults["repeats"] = -1
         first_run = timezone.now() + timedelta(seconds=spec["first_run_in"])
@@ -47,7 +63,7 @@ def ensure_schedules():
                 Schedule.objects.filter(pk=schedule.pk).update(**defaults)
         results.append((spec["name"], created))
     # Copies under another name (e.g. made by hand) would run the same function again.
-    names = [spec["name"] for spec in ENGINE_SCHEDULES]
-    funcs = {spec["func"] for spec in ENGINE_SCHEDULES}
+    names = [spec["name"] for spec in specs]
+    funcs = {spec["func"] for spec in specs}
     Schedule.objects.filter(func__in=funcs).exclude(name__in=names).delete()
     return results

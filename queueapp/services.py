@@ -128,7 +128,7 @@ def retry(job, from_start=False):
         message="Retried", updated_at=now, dispatched_at=None,
     )
     if from_start:
-        fields.update(checkpoint=None, progress_done=0, succeeded_count=0, failed_count=0)
+        fields.update(checkpoint=None, progress_done=0, succeeded_count=0, failed_count=0, step=None)
     with transaction.atomic():
         if not Job.objects.filter(id=job.id, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(**fields):
             current = Job.objects.filter(id=job.id).values_list("status", flat=True).first()

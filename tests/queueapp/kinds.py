@@ -35,6 +35,16 @@ def sliced(ctx):
     return {"done": done}
 
 
+@job_kind("test.stepped", steps=("Read", "Count", "Report"))
+def stepped(ctx):
+    ctx.progress(1, total=3, step=1)
+    ctx.progress(2, step=2)
+    if ctx.params.get("stop_in_step_2"):
+        raise PermanentError("stopped in step 2")
+    ctx.progress(3, step=3)
+    return {}
+
+
 @job_kind("test.single", concurrency=1)
 def single(ctx):
     return {}

@@ -189,3 +189,18 @@ def test_openapi_schema_and_local_docs(api, client, user):
     html = docs.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
     assert "cdn" not in html.lower()
+
+
+def test_status_reports_named_steps(api, user):
+    stopped = submit("test.stepped", {"stop_in_step_2": True}, owner=user)
+    runner.run_job(stopped.id)
+    step = api.get(f"/api/jobs/{stopped.id}/status").data["step"]
+    assert step == {"number": 2, "of": 3, "name": "Count", "names": ["Read", "Count", "Report"]}
+
+    done = submit("test.stepped", {}, owner=user)
+    assert api.get(f"/api/jobs/{done.id}/status").data["step"]["number"] is None
+    runner.run_job(done.id)
+    assert api.get(f"/api/jobs/{done.id}/status").data["step"]["name"] == "Report"
+
+    plain = submit("demo.count", {"n": 0}, owner=user)
+    assert api.get(f"/api/jobs/{plain.id}/status").data["step"] is None

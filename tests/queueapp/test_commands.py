@@ -7,6 +7,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from queueapp import runner
+from queueapp.schedules import all_schedules
 from queueapp.engine import JobStatus, submit
 from queueapp.models import Job
 
@@ -23,7 +24,8 @@ def test_setup_schedules_is_idempotent():
     first = run("setup_schedules")
     second = run("setup_schedules")
     assert "created: jobsite: tick" in first and "up to date: jobsite: tick" in second
-    assert Schedule.objects.count() == 3
+    assert Schedule.objects.count() == len(all_schedules())
+    assert Schedule.objects.filter(name="analysis: remove orphan upload folders").exists()  # an app's own
     ticks = Schedule.objects.filter(func="queueapp.tasks.tick").order_by("next_run")
     assert [(t.schedule_type, t.minutes) for t in ticks] == [(Schedule.MINUTES, 1)] * 2
     assert 25 <= (ticks[1].next_run - ticks[0].next_run).total_seconds() <= 35

@@ -118,7 +118,7 @@
     card.querySelector('[data-action="cancel"]').hidden = !active || s.cancel_requested;
     const retryable = s.status === "failed" || s.status === "cancelled";
     card.querySelector('[data-action="retry"]').hidden = !retryable;
-    card.querySelector('[data-action="retry-from-start"]').hidden = !retryable;
+    card.querySelector('[data-action="retry-from-start"]').hidden = !retryable || !data.retry_from_start;
 
     renderSteps(s);
     document.title = (active ? s.percentage + "% · " : label + " · ") + baseTitle;
@@ -182,13 +182,14 @@
       .then(function (response) {
         if (Jobsite.isLoggedOut(response)) { Jobsite.sessionEnded(result); return; }
         if (response.ok) {
-          accept(response.data);
+          // Feature endpoints (an import's retry) wrap the job's status in their own document.
+          accept(response.data.job && response.data.job.status ? response.data.job : response.data);
           result.textContent = describe(response);
           Jobsite.refreshSections();
           if (!timer) startPolling();
         } else {
           result.textContent = (response.data && response.data.detail) || "The server answered " + response.status + ".";
-          poll();
+          if (!timer) poll();
         }
       })
       .catch(() => (result.textContent = "The server could not be reached; nothing was changed. Try again."))
@@ -207,6 +208,33 @@
   });
   card.querySelector('[data-action="retry-from-start"]').addEventListener("click", function () {
     act(data.retry_url, { from_start: true }, () => "Queued again from the start.");
+  });
+
+  // A kind's own follow-up that starts a new job (a category fetch's "fetch the failed ones again").
+  // Delegated: the button lives in a section that is re-rendered from the server.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-retry-failed]");
+    if (!button) return;
+    const note = button.parentNode.querySelector("[data-retry-failed-result]");
+    button.disabled = true;
+    note.textContent = "Starting…";
+    Jobsite.api(button.dataset.retryFailed, { method: "POST" })
+      .then(function (response) {
+        const id = Jobsite.jobIdOf(response.data);
+        if (response.ok && id) {
+          note.textContent = (response.data.message || "Started.") + " Opening it…";
+          location.assign("/jobs/" + id + "/");
+        } else if (Jobsite.isLoggedOut(response)) {
+          Jobsite.sessionEnded(note);
+        } else {
+          note.textContent = (response.data && response.data.detail) || "The server answered " + response.status + ".";
+          button.disabled = false;
+        }
+      })
+      .catch(function () {
+        note.textContent = "The server could not be reached; nothing was started.";
+        button.disabled = false;
+      });
   });
 
   document.addEventListener("visibilitychange", function () {

@@ -156,6 +156,7 @@
   Jobsite.fieldError = function (form, path, messages) {
     let input = fieldFor(form, path);
     if (input && input.length !== undefined && !input.tagName) input = input[0]; // a radio group
+    if (input && input.type === "hidden") input = null;
     if (!input) return false;
     const field = input.closest(".field") || input.parentNode;
     const id = (input.id || path.replace(/\W/g, "-")) + "-error";
@@ -165,7 +166,7 @@
     note.setAttribute("data-generated", "");
     note.textContent = messages.join(" ");
     field.appendChild(note);
-    if (input.tagName) {
+    if (/^(INPUT|SELECT|TEXTAREA)$/.test(input.tagName)) {
       input.setAttribute("aria-invalid", "true");
       input.setAttribute("aria-describedby", ((input.getAttribute("aria-describedby") || "") + " " + id).trim());
     }
@@ -202,6 +203,8 @@
     }
     return out;
   }
+
+  Jobsite.flattenErrors = (errors) => flatten(errors, "", []);
 
   Jobsite.showErrors = function (form, errors) {
     const general = [];
@@ -317,7 +320,18 @@
       const buttons = form.querySelectorAll('button[type="submit"]');
       buttons.forEach((button) => (button.disabled = true));
       status.textContent = multipart ? "Uploading…" : "Starting…";
-      const options = { method: "POST", body: multipart ? multipartBody(form) : jsonBody(form) };
+      let body;
+      try {
+        // A page script may build the body itself (form.jobsiteBuild); it throws {errors} for bad input.
+        body = form.jobsiteBuild ? form.jobsiteBuild(form) : multipart ? multipartBody(form) : jsonBody(form);
+      } catch (problem) {
+        if (!problem || !problem.errors) throw problem;
+        buttons.forEach((button) => (button.disabled = false));
+        status.textContent = "Nothing was started: please correct the fields marked below.";
+        Jobsite.showErrors(form, problem.errors);
+        return;
+      }
+      const options = { method: "POST", body: body };
       if (multipart) {
         options.onUploadProgress = function (loaded, total) {
           status.textContent = loaded < total
@@ -344,7 +358,7 @@
             Jobsite.sessionEnded(status);
           } else if (response.status === 400) {
             status.textContent = "Nothing was started: please correct the fields marked below.";
-            Jobsite.showErrors(form, response.data);
+            Jobsite.showErrors(form, form.jobsiteMapErrors ? form.jobsiteMapErrors(response.data) : response.data);
           } else if (response.status === 413) {
             status.textContent = "";
             Jobsite.formError(form, ["The upload is larger than the server accepts."]);
