@@ -104,6 +104,8 @@ def test_unknown_parent_and_bad_input_answer_400_with_the_reason(api, fake_ebay)
                 {"marketplace_id": "us"}, {"force": "perhaps"}):
         response = api.post(URL, bad, format="json")
         assert response.status_code == 400 and set(response.data) == set(bad), (bad, response.data)
+    response = api.post(URL, ["26395"], format="json")
+    assert response.status_code == 400 and "non_field_errors" in response.data
     assert not CategoryFetch.objects.exists()
 
 

@@ -94,3 +94,4 @@ def test_a_worker_killed_mid_create_does_not_create_a_second_ad(api, fake_ebay, 
     assert promotion.status == "promoted" and promotion.ad_id == ad["adId"] and promotion.attempts == 2
     assert len([r for r in fake_ebay.state.requests_to("/ad") if r["method"] == "POST"]) == 1
     assert "[promotion-worker] ✓ Job" in restarted.output()
+

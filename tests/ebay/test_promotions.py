@@ -1,6 +1,7 @@
 """The promotion queue (seed 001) through the API, the engine and the fake eBay server over HTTP."""
 
 import logging
+import threading
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -8,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.utils import timezone
 
 from ebay import services
@@ -228,6 +230,10 @@ def test_queueing_the_same_listing_twice_while_pending_does_not_create_a_second_
     ({"batch": [{"listing_id": "123", "ad_rate": 5}], "listing_id": "124"}, "batch"),
     ({"batch": [{"listing_id": "12x", "ad_rate": 5}]}, "batch"),
     ({"batch": "all of them"}, "batch"),
+    ({"batch": [["123", 5]]}, "batch"),
+    ({"listing_id": "123", "ad_rate": "NaN"}, "ad_rate"),
+    ({"listing_id": "123", "ad_rate": "Infinity"}, "ad_rate"),
+    (["123", 5], "non_field_errors"),
 ])
 def test_bad_input_answers_400_with_the_field(api, fake_ebay, body, field):
     response = api.post(URL, body, format="json")
@@ -317,6 +323,9 @@ def test_publish_offer_with_auto_promote_queues_the_promotion(api, fake_ebay):
     assert not Promotion.objects.filter(listing_id=plain.data["listing_id"]).exists()
     bad = api.post("/api/ebay/offers/5007/publish", {"merchant_data": {"auto_promote": True}}, format="json")
     assert bad.status_code == 400 and "auto_promote_ad_rate" in bad.data["merchant_data"]
+    assert api.post("/api/ebay/offers/abc/publish", {}, format="json").data == {
+        "offer_id": ["An offer id is a number."]}
+    assert api.post("/api/ebay/offers/5008/publish", {"merchant_data": "yes"}, format="json").status_code == 400
 
 
 def test_publish_offer_service_accepts_the_seed_draft_metadata(fake_ebay, user):
@@ -387,3 +396,30 @@ def test_a_spent_quota_pauses_the_promotion_without_using_an_attempt(api, fake_e
     fake_ebay.state.configure(quota_limit=None)
     assert attempt(job_id) == "succeeded"
     assert Job.objects.get(id=job_id).attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_simultaneous_requests_for_one_listing_make_one_job(user, fake_ebay, settings):
+    services.account_for(user)  # connect before the race, as a returning user would be
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def request():
+        try:
+            barrier.wait(timeout=10)
+            results.append(services.queue_promotions(
+                user, [{"listing_id": "177681098666", "ad_rate": 5, "campaign_id": "151310691012"}])[0])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    assert sorted(r.created for r in results) == [False, True]
+    assert len({r.promotion.pk for r in results}) == 1
+    assert Promotion.objects.count() == 1 and Job.objects.filter(kind="ebay.promotion").count() == 1
