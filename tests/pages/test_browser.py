@@ -153,7 +153,10 @@ def test_pages_fit_a_phone_screen(web, new_page, browser_user):
     job = services.submit("demo.count", {"n": 10, "delay": 0.1}, owner=browser_user)
     page = new_page(site.url, width=390, height=844)
     log_in(page, "pat")
-    for path, name in [("/", "dashboard_phone"), (f"/jobs/{job.id}/", "job_page_phone"), ("/start/demo/", None)]:
+    pages = [("/", "dashboard_phone"), (f"/jobs/{job.id}/", "job_page_phone"), ("/start/demo/", None),
+             ("/start/import/", None), ("/start/category-fetch/", None), ("/start/promotions/", "promotions_phone"),
+             ("/start/analysis/", None)]
+    for path, name in pages:
         page.goto(path)
         expect(page.get_by_role("navigation", name="Main")).to_be_visible()
         width = page.evaluate("document.documentElement.scrollWidth")

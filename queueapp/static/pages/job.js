@@ -35,8 +35,10 @@
     return state.status === "running" ? state.elapsed_seconds + (Date.now() - receivedAt) / 1000 : state.elapsed_seconds;
   }
 
-  /* The kind's own steps: its handler's message says "Step 2 of 5: ..." or names the step. */
+  /* The kind's own steps: the status's step number (ctx.progress(step=N)); for handlers that only say it
+     in words, a message like "Step 2 of 5: ..." or one naming the step. */
   function currentKindStep(s, names) {
+    if (s.step && s.step.number) return Math.min(names.length, s.step.number) - 1;
     const match = /step\s+(\d+)\s+of\s+(\d+)/i.exec(s.message || "");
     if (match) return Math.min(names.length, Number(match[1])) - 1;
     const message = (s.message || "").toLowerCase();

@@ -16,7 +16,7 @@
       if (!line || line.startsWith("#")) return;
       const parts = line.split(/[\s,;]+/).filter(Boolean);
       if (parts.length < 2 || parts.length > 3) {
-        problems.push("Line " + (index + 1) + ": expected a listing id and an ad rate (and optionally a campaign id), got \\"" + line + "\\".");
+        problems.push("Line " + (index + 1) + ": expected a listing id and an ad rate (and optionally a campaign id), got '" + line + "'.");
         return;
       }
       const entry = { listing_id: parts[0], ad_rate: parts[1] };
