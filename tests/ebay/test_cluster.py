@@ -95,3 +95,32 @@ def test_a_worker_killed_mid_create_does_not_create_a_second_ad(api, fake_ebay, 
     assert len([r for r in fake_ebay.state.requests_to("/ad") if r["method"] == "POST"]) == 1
     assert "[promotion-worker] ✓ Job" in restarted.output()
 
+
+
+def test_two_clusters_never_start_more_than_10_promotion_attempts_a_minute(api, fake_ebay, qcluster, settings):
+    settings.EBAY_PROMOTION_FIRST_DELAY_SECONDS = 0
+    settings.EBAY_PROMOTION_STAGGER_SECONDS = 0
+    env = worker_env(fake_ebay)
+    clusters = [qcluster(**env), qcluster(**env)]
+    listings = [str(177681098700 + i) for i in range(12)]
+    response = api.post("/api/ebay/promotions", {"batch": [{"listing_id": x, "ad_rate": 5, "campaign_id":
+                                                            "151310691012"} for x in listings]}, format="json")
+    assert response.status_code == 202
+    logs = lambda: "\n".join(c.output() for c in clusters)  # noqa: E731
+    wait_until(lambda: len(fake_ebay.state.ads) == 10, timeout=60, message=f"10 ads; worker logs:\n{logs()}")
+    time.sleep(3)
+    assert len(fake_ebay.state.ads) == 10  # the other two wait for the minute to pass
+
+    def all_promoted():
+        dispatcher.tick()  # what the minute schedule does in production
+        return Promotion.objects.filter(status="promoted").count() == 12
+
+    wait_until(all_promoted, timeout=120, interval=2, message=f"all 12 promoted; worker logs:\n{logs()}")
+    assert len([r for r in fake_ebay.state.requests_to("/ad") if r["method"] == "POST"]) == 12
+    # The cap is on attempt starts (claims), as the engine records them.
+    starts = sorted(e.created_at.timestamp() for job in Job.objects.filter(kind="ebay.promotion")
+                    for e in job.events.filter(type="started"))
+    assert len(starts) == 12
+    assert all(sum(1 for t in starts if first <= t < first + 60) <= 10 for first in starts)
+    assert starts[10] - starts[0] >= 59.5  # event times trail the gate's claim times by milliseconds
+    assert "complete: 12 succeeded, 0 retrying, 0 failed" in logs()
