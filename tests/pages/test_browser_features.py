@@ -107,3 +107,74 @@ def test_start_a_category_fetch_and_see_the_failed_categories(web, qcluster, new
     expect(page.locator('[data-fetch-count="processed"]')).to_have_text("2 of 2")
     expect(page.locator('[data-fetch-count="failed"]')).to_have_text("0")
     wait_until(lambda: Job.objects.filter(kind="ebay.category_fetch").count() == 2, message="the retry job")
+
+
+def test_queue_a_pasted_batch_of_promotions(web, new_page, browser_user, fake_ebay_server):
+    site = web(**fake_ebay_server.env)
+    page = new_page(site.url)
+    log_in(page, "pat", next_path="/start/promotions/")
+    batch = page.get_by_label("Listings, one per line")
+    expect(page.locator('[data-stat="total"]')).to_have_text("0")
+
+    # A line the page cannot read is explained before anything is sent.
+    batch.fill("177681098666 5.0\njust-one-value")
+    page.get_by_role("button", name="Queue the batch").click()
+    expect(page.locator("#promo-batch-error")).to_contain_text("Line 2: expected a listing id and an ad rate")
+
+    # The server's reasons come back per line.
+    batch.fill("177681098666, 5.0\n\n177681098667; 1.0")
+    page.get_by_role("button", name="Queue the batch").click()
+    expect(page.locator("#promo-batch-error")).to_contain_text(re.compile(r"Line 3: ad_rate: .*greater than or equal to 2"))
+    from ebay.models import Promotion
+    assert not Promotion.objects.exists()
+
+    # Pasted from a spreadsheet (tabs): one job per listing, listed with links; the queue figures follow.
+    batch.fill("177681098666\t5.0\n177681098667\t7.5\t151310691012")
+    page.get_by_role("button", name="Queue the batch").click()
+    started = page.locator("#promotion-batch [data-started] a")
+    expect(started).to_have_count(2)
+    expect(page.locator("#promotion-batch [data-form-status]")).to_contain_text("Queued 2 promotion jobs")
+    expect(page.locator('[data-stat="total"]')).to_have_text("2", timeout=TIMEOUT_MS)
+    assert set(Promotion.objects.values_list("listing_id", flat=True)) == {"177681098666", "177681098667"}
+    screenshot(page, "promotions")
+
+    # Each opens its job page, waiting for its first attempt.
+    started.first.click()
+    page.wait_for_url(JOB_URL)
+    expect(page.locator("#progress [data-status-badge]")).to_have_text("Waiting")
+    expect(page.locator("#promotion")).to_contain_text("Listing 177681098666")
+    expect(page.locator('[data-when="next-attempt"]')).to_be_visible()
+
+
+def test_start_a_sales_analysis_and_download_its_report(web, qcluster, new_page, browser_user):
+    from datetime import date, timedelta
+    from decimal import Decimal
+
+    from tests.analysis.factories import Rec, business_report_us
+
+    records = [Rec(date(2026, 10, 1) + timedelta(days=day), asin, f"Mug {asin[-1]}", 40 + day, 60 + day,
+                   2 + day % 3, Decimal("19.99") * (2 + day % 3))
+               for day in range(14) for asin in ("B0AAAAAAA1", "B0AAAAAAA2")]
+    report = business_report_us(records)
+    qcluster()
+    site = web()
+    page = new_page(site.url)
+    log_in(page, "pat", next_path="/start/analysis/")
+
+    page.get_by_label("ASIN or product URL").fill("https://www.amazon.com/dp/B0AAAAAAA1")
+    page.get_by_role("button", name="Start the analysis").click()
+    expect(page.locator("#analysis-revenue-error")).to_have_text("Choose a file.")
+
+    page.get_by_label("Revenue report (revenue_csv)").set_input_files(
+        {"name": "business-report.csv", "mimeType": "text/csv", "buffer": report})
+    page.get_by_role("button", name="Start the analysis").click()
+    page.wait_for_url(JOB_URL)
+    expect(page.locator("#progress [data-status-badge]")).to_have_text("Succeeded", timeout=TIMEOUT_MS)
+    expect(page.locator(".steps li")).to_have_count(5)
+    expect(page.locator(".steps li.step-done")).to_have_count(5)
+    download = page.get_by_role("link", name="Download the report (xlsx)")
+    response = page.request.get(download.get_attribute("href"))
+    assert response.status == 200
+    assert response.headers["content-type"].startswith("application/vnd.openxmlformats")
+    assert response.body()[:2] == b"PK"
+    screenshot(page, "job_page_analysis")

@@ -37,16 +37,22 @@
     return { batch: parsed.entries };
   };
 
-  /* {"batch": [{}, {"ad_rate": ["..."]}]} becomes "Line 2: ad_rate: ..." under the text area. */
+  /* Per-entry errors ({"batch": [{}, {"ad_rate": [...]}]}, or keyed by index: {"batch": {"1": {...}}})
+     become "Line 3: ad_rate: ..." under the text area. */
   form.jobsiteMapErrors = function (errors) {
-    if (!errors || !Array.isArray(errors.batch) || errors.batch.every((item) => typeof item === "string")) return errors;
+    const batch = errors && errors.batch;
+    if (!batch || typeof batch !== "object") return errors;
+    const pairs = Array.isArray(batch) ? batch.map((entry, index) => [index, entry])
+      : Object.keys(batch).map((key) => [Number(key), batch[key]]);
+    if (pairs.some((pair) => typeof pair[1] === "string" || isNaN(pair[0]))) return errors;
     const messages = [];
-    errors.batch.forEach(function (entry, index) {
-      Jobsite.flattenErrors(entry).forEach(function (pair) {
-        messages.push("Line " + (sentLines[index] || index + 1) + ": " + (pair[0] ? pair[0] + ": " : "") + pair[1].join(" "));
+    pairs.forEach(function (pair) {
+      const [index, entry] = pair;
+      Jobsite.flattenErrors(entry).forEach(function (flat) {
+        messages.push("Line " + (sentLines[index] || index + 1) + ": " + (flat[0] ? flat[0] + ": " : "") + flat[1].join(" "));
       });
     });
-    return { batch: messages };
+    return Object.assign({}, errors, { batch: messages });
   };
 
   form.addEventListener("jobsite:started", function (event) {
