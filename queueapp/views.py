@@ -151,6 +151,11 @@ def dashboard(request):
     return render(request, "pages/dashboard.html", context)
 
 
+def _safe_link(url):
+    # A path on this site or an http(s) URL; never "javascript:" or a protocol-relative "//host".
+    return (url.startswith("/") and not url.startswith("//")) or url.startswith(("https://", "http://"))
+
+
 def result_links(result):
     """Links a handler put in its result (keys ending in _url, e.g. a report download), one level deep."""
     links = []
@@ -159,7 +164,7 @@ def result_links(result):
         for key, value in mapping.items():
             if isinstance(value, dict) and not prefix:
                 collect(value, f"{key}.")
-            elif key.endswith("_url") and isinstance(value, str) and value.startswith(("/", "https://", "http://")):
+            elif key.endswith("_url") and isinstance(value, str) and _safe_link(value):
                 links.append({"label": (prefix + key[:-4]).replace("_", " ").replace(".", " › "), "url": value})
 
     if isinstance(result, dict):

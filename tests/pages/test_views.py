@@ -158,11 +158,13 @@ def test_job_page_shows_progress_history_errors_and_controls(client_for, user):
 
 def test_job_page_of_a_succeeded_job_shows_its_result_and_stops_offering_cancel(client_for, user):
     job = finished(services.submit("demo.count", {"n": 3}, owner=user),
-                   result={"counted": 3, "report_url": "/api/analysis/x/report"})
+                   result={"counted": 3, "report_url": "/api/analysis/x/report",
+                           "evil_url": "javascript:alert(1)", "other_url": "//elsewhere.example/x"})
     html = client_for(user).get(f"/jobs/{job.id}/").content.decode()
     assert f'href="/api/jobs/{job.id}/result"' in html
     assert '&quot;counted&quot;: 3' in html
     assert '<a href="/api/analysis/x/report">Report</a>' in html
+    assert 'href="javascript:' not in html and 'href="//elsewhere' not in html
     assert 'data-action="cancel" hidden' in html
     assert 'data-when="active" hidden' in html
 
