@@ -217,3 +217,98 @@ def coerce_row(values, positions, columns):
         except RowProblem as exc:
             problems.append((column.name, raw, f"{column.name} {exc}"))
     return clean, problems
+
+
+def product_coercer(positions, fallback=None):
+    """A fast `coerce_row` for product rows, built once per import for the file's column positions.
+
+    Returns f(values) -> (clean, problems, digest), digest being writer.row_digest(clean) (None when the
+    row has problems). The common row (non-empty strings, a float or int price, an int stock and barcode)
+    is checked inline with one control-character search for all its text; anything else goes to the
+    general `coerce_row` (or `fallback`), so the rules and messages are the same."""
+    import hashlib
+
+    from .writer import row_digest
+
+    general = fallback or coerce_row
+    columns = {column.name: column for column in PRODUCT_COLUMNS}
+    names = [c.name for c in PRODUCT_COLUMNS]
+    width = max(positions.values()) + 1
+    at = {name: positions.get(name, width) for name in names}  # a missing column reads past the end
+    i_code, i_name, i_brand, i_category, i_description, i_price, i_stock, i_barcode = (
+        at[name] for name in ("code", "name", "brand", "category", "description", "price", "stock", "barcode"))
+    max_code, max_name, max_brand, max_category, max_description = (
+        columns[name].max_length for name in ("code", "name", "brand", "category", "description"))
+    control = CONTROL_RE.search
+    blake2b = hashlib.blake2b
+    from_bytes = int.from_bytes
+    Dec = Decimal
+    cent, half_up, max_price, max_stock = CENT, ROUND_HALF_UP, MAX_PRICE, MAX_STOCK
+    padding = [None] * (width + 1)
+
+    def slow(values):
+        clean, problems = general(values, positions, PRODUCT_COLUMNS)
+        return clean, problems, (None if problems else row_digest(clean))
+
+    def coerce(values):
+        if len(values) <= width:
+            values = values + padding[:width + 1 - len(values)]
+        code, name, brand, category, description = (
+            values[i_code], values[i_name], values[i_brand], values[i_category], values[i_description])
+        price, stock, ean = values[i_price], values[i_stock], values[i_barcode]
+        if type(code) is not str or type(name) is not str:
+            return slow(values)
+        code, name = code.strip(), name.strip()
+        if brand is None:
+            brand = ""
+        elif type(brand) is str:
+            brand = brand.strip()
+        else:
+            return slow(values)
+        if category is None:
+            category = ""
+        elif type(category) is str:
+            category = category.strip()
+        else:
+            return slow(values)
+        if description is None:
+            description = ""
+        elif type(description) is str:
+            description = description.strip()
+        else:
+            return slow(values)
+        if (not code or not name or len(code) > max_code or len(name) > max_name or len(brand) > max_brand
+                or len(category) > max_category or len(description) > max_description
+                or control(code + name + brand + category + description)):
+            return slow(values)
+        kind = type(price)
+        if kind is float:
+            if not (0 <= price <= 1e10):  # also NaN
+                return slow(values)
+            price = Dec(repr(price)).quantize(cent, rounding=half_up)
+        elif kind is int:
+            price = Dec(price).quantize(cent, rounding=half_up)
+        else:
+            return slow(values)
+        if price > max_price or type(stock) is not int or not 0 <= stock <= max_stock:
+            return slow(values)
+        kind = type(ean)
+        if ean is None:
+            ean = ""
+        elif kind is int:
+            ean = str(ean)
+            if not (8 <= len(ean) <= 14) or ean[0] == "-":
+                return slow(values)
+        elif kind is str:
+            ean = ean.strip()
+            if ean and not (ean.isdigit() and 8 <= len(ean) <= 14):
+                return slow(values)
+        else:
+            return slow(values)
+        digest = from_bytes(blake2b(
+            f"{name}\x1f{brand}\x1f{category}\x1f{description}\x1f{ean}\x1f{price}\x1f{stock}".encode(
+                "utf-8", "surrogatepass"), digest_size=8).digest(), "big", signed=True)
+        return ({"code": code, "name": name, "brand": brand, "category": category, "description": description,
+                 "price": price, "stock": stock, "barcode": ean}, (), digest)
+
+    return coerce

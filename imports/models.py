@@ -85,11 +85,6 @@ class Product(models.Model):
     stock = models.BigIntegerField()
     # A 64-bit digest of the imported fields: an unchanged row is recognised without comparing columns.
     row_hash = models.BigIntegerField(default=0, editable=False)
-    # The last import that read this product and the row it was on: a second row with the same code in
-    # one file is found in the database, whatever chunk it is in and across a resumed job, with no
-    # per-import set of codes in memory.
-    seen_in_import = models.BigIntegerField(null=True, blank=True, editable=False)
-    seen_at_row = models.BigIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

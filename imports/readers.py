@@ -29,8 +29,8 @@ class XlsxTable:
     def header(self):
         return self.reader.header()
 
-    def rows(self, start_after=0):
-        return self.reader.rows(start_after=start_after)
+    def rows(self, start_after=0, stop_after=None, only=None):
+        return self.reader.rows(start_after=start_after, stop_after=stop_after, only=only)
 
     def estimated_rows(self):
         """Data rows (the header excluded): the sheet's declared dimension, else a count of row tags."""
@@ -90,8 +90,9 @@ class CsvTable:
         finally:
             handle.close()
 
-    def rows(self, start_after=0):
-        """(record number, values); the header is record 1, as the row numbers of a spreadsheet."""
+    def rows(self, start_after=0, stop_after=None, only=None):
+        """(record number, values); the header is record 1, as the row numbers of a spreadsheet. `only`
+        is accepted for the xlsx reader's sake (CSV fields cost nothing to convert)."""
         handle, reader = self._reader()
         try:
             number = 0
@@ -99,6 +100,8 @@ class CsvTable:
                 number += 1
                 if number <= start_after:
                     continue
+                if stop_after is not None and number > stop_after:
+                    return
                 if any(v.strip() for v in values):
                     yield number, values
         except UnicodeDecodeError as exc:

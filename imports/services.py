@@ -6,6 +6,8 @@ import hashlib
 import io
 import logging
 import os
+import queue
+import threading
 import uuid
 from dataclasses import dataclass, field
 
@@ -19,7 +21,7 @@ from django.utils import timezone
 
 from queueapp.engine import Job, JobStatus, NotAllowed, PermanentError, job_finished, retry, submit
 
-from .columns import DEALER_COLUMNS, PRODUCT_COLUMNS, coerce_row, match_header
+from .columns import DEALER_COLUMNS, PRODUCT_COLUMNS, coerce_row, match_header, product_coercer, text
 from .models import Dealer, ImportLog, ImportRowError
 from .readers import format_of, open_table
 from .writer import ProductWriter, row_digest
@@ -174,12 +176,9 @@ def _readable_rows(table, start_after, header_row):
 
 def _reset_for_fresh_start(import_log):
     """A run without a checkpoint starts over: forget what an earlier run of this import counted."""
-    from .models import Product
-
     if import_log.processed_rows or import_log.error_count:
         with transaction.atomic():
             ImportRowError.objects.filter(import_log=import_log).delete()
-            Product.objects.filter(seen_in_import=import_log.pk).update(seen_in_import=None, seen_at_row=None)
             ImportLog.objects.filter(pk=import_log.pk).update(
                 processed_rows=0, created_count=0, updated_count=0, unchanged_count=0, error_count=0)
         import_log.refresh_from_db()
@@ -219,15 +218,17 @@ def _write_rows_one_by_one(writer, rows):
     from .writer import ChunkResult
 
     total = ChunkResult()
-    for number, clean in rows:
+    for row in rows:
+        number, clean = row[0], row[1]
         try:
             with transaction.atomic():
-                part = writer.write([(number, clean)])
+                part = writer.write([row])
         except (IntegrityError, DataError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             total.problems.append((number, "", clean.get("code", ""),
                                    f"The database rejected this row: {reason}"))
             continue
+        writer.remember(part.seen)  # the next rows of this chunk see it as read
         total.created += part.created
         total.updated += part.updated
         total.unchanged += part.unchanged
@@ -280,16 +281,18 @@ def run_product_import(ctx):
             ctx.event(f"Resuming after row {last_row} ({counts['processed']} rows already imported)")
         ctx.progress(counts["processed"], total=total, message="Reading " + import_log.file_name)
         writer = ProductWriter(import_log.pk, now)
-        chunk_rows = settings.IMPORTS_CHUNK_ROWS
-        chunk = []
-        for number, values in _readable_rows(table, last_row, header_row):
-            clean, problems = coerce_row(values, matched.positions, PRODUCT_COLUMNS)
-            chunk.append((number, clean, problems))
-            if len(chunk) >= chunk_rows:
+        if last_row:
+            _recall_committed_rows(table, header_row, matched.positions, last_row, import_log, writer)
+        chunks = _chunks(table, last_row, header_row, product_coercer(matched.positions),
+                         settings.IMPORTS_CHUNK_ROWS)
+        if _read_ahead():
+            chunks = ReadAhead(chunks)
+        try:
+            for chunk in chunks:
                 _commit_chunk(ctx, import_log, writer, chunk, counts, total)
-                chunk = []
-        if chunk:
-            _commit_chunk(ctx, import_log, writer, chunk, counts, total)
+        finally:
+            if isinstance(chunks, ReadAhead):
+                chunks.close()
     finally:
         table.close()
     with transaction.atomic():
@@ -305,14 +308,119 @@ def run_product_import(ctx):
     return _result(import_log)
 
 
+def _chunks(table, last_row, header_row, coerce, chunk_rows):
+    """The rows after `last_row`, validated, in lists of `chunk_rows` (number, clean, problems, digest)."""
+    chunk = []
+    append = chunk.append
+    for number, values in _readable_rows(table, last_row, header_row):
+        clean, problems, digest = coerce(values)
+        append((number, clean, problems, digest))
+        if len(chunk) >= chunk_rows:
+            yield chunk
+            chunk = []
+            append = chunk.append
+    if chunk:
+        yield chunk
+
+
+def _read_ahead():
+    """Read and validate the next chunk in a thread while this one is written? Worth it where the
+    database works outside our process and releases the GIL for long stretches (PostgreSQL: COPY and
+    the commit run in the server). On SQLite the writing itself needs our GIL row by row and a busy
+    reader thread slows it down (measured), so it stays off there. Settable: IMPORTS_READ_AHEAD."""
+    wanted = getattr(settings, "IMPORTS_READ_AHEAD", None)
+    if wanted is None:
+        from django.db import connection
+
+        return connection.vendor == "postgresql"
+    return bool(wanted)
+
+
+class ReadAhead:
+    """Iterate a chunk generator in a thread, one chunk ahead of the consumer. The thread touches no
+    database; errors are raised in the consumer, in order."""
+
+    _END = object()
+
+    def __init__(self, chunks):
+        self._chunks = chunks
+        self._queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="imports-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, item):
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self):
+        try:
+            for chunk in self._chunks:
+                if not self._put((chunk, None)):
+                    return
+            self._put((self._END, None))
+        except BaseException as exc:  # handed to the consumer
+            self._put((None, exc))
+        finally:
+            self._chunks.close()
+
+    def __iter__(self):
+        while True:
+            chunk, error = self._queue.get()
+            if error is not None:
+                raise error
+            if chunk is self._END:
+                return
+            yield chunk
+
+    def close(self):
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+
+def _recall_committed_rows(table, header_row, positions, last_row, import_log, writer):
+    """Resuming after `last_row`: tell the writer which products the committed chunks already read, so a
+    duplicate code after the resume is still reported. Reads only the code column of those rows; rows
+    that were rejected (they have row errors) read nothing."""
+    rejected = set(ImportRowError.objects.filter(import_log=import_log, row_number__lte=last_row)
+                   .values_list("row_number", flat=True))
+    index = positions["code"]
+    code_column = PRODUCT_COLUMNS[0]
+    batch = {}
+    for number, values in table.rows(start_after=header_row, stop_after=last_row, only=(index,)):
+        if number in rejected or index >= len(values) or values[index] is None:
+            continue
+        try:
+            code = text(values[index], code_column)
+        except ValueError:
+            continue
+        if code and code not in batch:
+            batch[code] = number
+            if len(batch) >= 10_000:
+                writer.recall(batch)
+                batch = {}
+    writer.recall(batch)
+
+
 def _commit_chunk(ctx, import_log, writer, chunk, counts, total):
-    valid = [(number, clean) for number, clean, problems in chunk if not problems]
+    valid = [(number, clean, digest) for number, clean, problems, digest in chunk if not problems]
     problems = [(number, column, value, message)
-                for number, _, row_problems in chunk for column, value, message in row_problems]
+                for number, _, row_problems, _ in chunk for column, value, message in row_problems]
     with transaction.atomic():
         try:
             with transaction.atomic():
                 written = writer.write(valid)
+            writer.remember(written.seen)
         except (IntegrityError, DataError) as exc:
             ctx.event(f"A chunk of {len(valid)} rows was rejected by the database ({exc.__class__.__name__}); "
                       "writing it row by row")

@@ -5,10 +5,13 @@ executemany (SQLite) and COPY (PostgreSQL) are several times faster, and a chunk
 statements. The caller wraps a chunk in one transaction together with its checkpoint.
 
 Per chunk: one SELECT finds the existing products by code; each row is then new, changed (its digest
-differs), unchanged (same digest: only the "seen" stamp is written, no history) or a duplicate of an
-earlier row of the same import (the stamp says which row)."""
+differs), unchanged (same digest: nothing is written, no history, no index entry touched) or a duplicate
+of an earlier row of the same import. Earlier rows are remembered in memory by product id (`SeenProducts`:
+exact, a few MB for 700k products), rebuilt from the file when a job resumes; nothing is written to the
+product to remember it, so a re-import of an unchanged file writes no product row at all."""
 
 import hashlib
+from array import array
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -16,14 +19,16 @@ from django.db import connection
 
 CENT = Decimal("0.01")
 HASHED_FIELDS = ("name", "brand", "category", "description", "barcode", "price", "stock")
-PRODUCT_COLUMNS = ("code", "name", "brand", "category", "description", "barcode", "price", "stock",
-                   "row_hash", "seen_in_import", "seen_at_row", "created_at", "updated_at")
+PRODUCT_COLUMNS = ("id", "code", "name", "brand", "category", "description", "barcode", "price", "stock",
+                   "row_hash", "created_at", "updated_at")
+_blake2b = hashlib.blake2b
+_from_bytes = int.from_bytes
 
 
 def row_digest(clean) -> int:
     """A signed 64-bit digest of the imported fields (fits a BigIntegerField on every database)."""
     data = "\x1f".join(str(clean[name]) for name in HASHED_FIELDS).encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+    return _from_bytes(_blake2b(data, digest_size=8).digest(), "big", signed=True)
 
 
 def _decimal(value):
@@ -34,16 +39,60 @@ def _decimal(value):
     return value.quantize(CENT)
 
 
+class SeenProducts:
+    """Which products this import has already read, and at which row: product id -> row number.
+
+    Exact (product ids, no hashing, so nothing can collide) and compact: pages of 4096 unsigned 32-bit
+    row numbers, allocated for the id ranges in use (16 KB a page; ~2.8 MB for 700k consecutive ids)."""
+
+    PAGE_BITS = 12
+    PAGE = 1 << PAGE_BITS
+    MASK = PAGE - 1
+
+    def __init__(self):
+        self._pages = {}
+        self.count = 0
+
+    def get(self, pk):
+        page = self._pages.get(pk >> self.PAGE_BITS)
+        return page[pk & self.MASK] if page is not None else 0
+
+    def add(self, pk, row):
+        """Remember the first row that read product `pk`; later calls for the same product are ignored."""
+        page = self._pages.get(pk >> self.PAGE_BITS)
+        if page is None:
+            page = self._pages[pk >> self.PAGE_BITS] = array("I", bytes(4 * self.PAGE))
+        if not page[pk & self.MASK]:
+            page[pk & self.MASK] = row
+            self.count += 1
+
+    def __len__(self):
+        return self.count
+
+    def nbytes(self):
+        return sum(page.itemsize * len(page) for page in self._pages.values())
+
+
 @dataclass
 class ChunkResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     problems: list = field(default_factory=list)  # (row_number, column, value, message)
+    seen: list = field(default_factory=list)  # (product id, row number) of every row written or unchanged
+
+
+def duplicate_message(code, first_row):
+    return (f"Duplicate code '{code}': row {first_row} already has it; only the first row with a code is "
+            "imported")
 
 
 class ProductWriter:
-    """Writes chunks for one import. `vendor` picks executemany (SQLite) or COPY (PostgreSQL)."""
+    """Writes chunks for one import. `vendor` picks executemany (SQLite) or COPY (PostgreSQL).
+
+    `seen` holds the products read by earlier chunks of this import. `write` does not change it: the
+    caller calls `remember(result.seen)` once the rows are safely written (a chunk or a row that rolls
+    back must not count as read)."""
 
     def __init__(self, import_id, now):
         self.import_id = import_id
@@ -52,6 +101,21 @@ class ProductWriter:
         self.now_db = connection.ops.adapt_datetimefield_value(now)
         limit = connection.features.max_query_params or 100_000
         self.batch = max(100, min(limit - 10, 30_000))
+        self.seen = SeenProducts()
+
+    def remember(self, seen):
+        add = self.seen.add
+        for pk, row in seen:
+            add(pk, row)
+
+    def recall(self, first_rows):
+        """Resuming: `first_rows` maps codes read by the committed chunks to their first row."""
+        if not first_rows:
+            return
+        with connection.cursor() as cursor:
+            for pk, code in self._select_in(cursor, "SELECT id, code FROM imports_product WHERE {where}", "code",
+                                            first_rows.keys()):
+                self.seen.add(pk, first_rows[code])
 
     # -- helpers -------------------------------------------------------------------------------------
     def _select_in(self, cursor, sql, column, values):
@@ -82,6 +146,21 @@ class ProductWriter:
         placeholders = ", ".join(["%s"] * len(columns))
         cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
 
+    def _new_ids(self, cursor, count):
+        """Ids for `count` new products, taken before inserting them (no SELECT of the new rows after)."""
+        if not count:
+            return []
+        if self.vendor == "postgresql":
+            cursor.execute("SELECT nextval(pg_get_serial_sequence('imports_product', 'id')) "
+                           "FROM generate_series(1, %s)", [count])
+            return [row[0] for row in cursor.fetchall()]
+        # SQLite: the chunk's transaction holds the write lock, so nobody else takes ids meanwhile. Past the
+        # AUTOINCREMENT high-water mark too, so ids of deleted products are never reused.
+        cursor.execute("SELECT MAX(COALESCE((SELECT MAX(id) FROM imports_product), 0), "
+                       "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'imports_product'), 0))")
+        first = cursor.fetchone()[0] + 1
+        return list(range(first, first + count))
+
     def _close_open(self, cursor, table, product_ids):
         if not product_ids:
             return
@@ -98,104 +177,79 @@ class ProductWriter:
                 [self.now_db, *part],
             )
 
-    def _stamp_unchanged(self, cursor, stamps):
-        """Mark unchanged products as seen by this import at their row (duplicate detection)."""
-        if not stamps:
-            return
-        if self.vendor == "postgresql":
-            cursor.execute(
-                "UPDATE imports_product AS p SET seen_in_import = %s, seen_at_row = v.row_number "
-                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, row_number) WHERE p.id = v.id",
-                [self.import_id, [s[0] for s in stamps], [s[1] for s in stamps]],
-            )
-            return
-        cursor.executemany(
-            "UPDATE imports_product SET seen_in_import = %s, seen_at_row = %s WHERE id = %s",
-            [(self.import_id, row, pk) for pk, row in stamps],
-        )
-
     # -- the chunk -----------------------------------------------------------------------------------
     def write(self, rows) -> ChunkResult:
-        """rows: [(row_number, clean dict)] already validated. Call inside a transaction."""
+        """rows: [(row_number, clean dict[, digest])] already validated, in file order. Call inside a
+        transaction."""
         result = ChunkResult()
         first_row = {}
         kept = []
-        for number, clean in rows:
+        for item in rows:
+            number, clean = item[0], item[1]
             code = clean["code"]
             if code in first_row:
-                result.problems.append((number, "code", code,
-                                        f"Duplicate code '{code}': row {first_row[code]} already has it; "
-                                        "only the first row with a code is imported"))
+                result.problems.append((number, "code", code, duplicate_message(code, first_row[code])))
                 continue
             first_row[code] = number
-            kept.append((number, clean))
+            kept.append((number, clean, item[2] if len(item) > 2 else row_digest(clean)))
         if not kept:
             return result
 
+        seen_get = self.seen.get
         with connection.cursor() as cursor:
             existing = {
-                code: (pk, digest, price, stock, seen_in, seen_row)
-                for pk, code, digest, price, stock, seen_in, seen_row in self._select_in(
-                    cursor,
-                    "SELECT id, code, row_hash, price, stock, seen_in_import, seen_at_row "
-                    "FROM imports_product WHERE {where}",
+                code: (pk, digest, price, stock)
+                for pk, code, digest, price, stock in self._select_in(
+                    cursor, "SELECT id, code, row_hash, price, stock FROM imports_product WHERE {where}",
                     "code", first_row.keys(),
                 )
             }
-            new, changed, unchanged = [], [], []
-            for number, clean in kept:
-                digest = row_digest(clean)
+            new, changed, seen = [], [], []
+            for number, clean, digest in kept:
                 found = existing.get(clean["code"])
                 if found is None:
                     new.append((number, clean, digest))
                     continue
-                pk, old_digest, old_price, old_stock, seen_in, seen_row = found
-                if seen_in == self.import_id and seen_row is not None and seen_row < number:
+                pk, old_digest, old_price, old_stock = found
+                earlier = seen_get(pk)
+                if earlier and earlier < number:
                     result.problems.append((number, "code", clean["code"],
-                                            f"Duplicate code '{clean['code']}': row {seen_row} already has "
-                                            "it; only the first row with a code is imported"))
-                elif old_digest == digest:
-                    unchanged.append((pk, number))
-                else:
+                                            duplicate_message(clean["code"], earlier)))
+                    continue
+                seen.append((pk, number))
+                if old_digest != digest:
                     changed.append((pk, number, clean, digest, _decimal(old_price), old_stock))
 
             now = self.now_db
+            new_ids = self._new_ids(cursor, len(new))
             self._insert(cursor, "imports_product", PRODUCT_COLUMNS, [
-                (c["code"], c["name"], c["brand"], c["category"], c["description"], c["barcode"], c["price"],
-                 c["stock"], digest, self.import_id, number, now, now)
-                for number, c, digest in new
+                (pk, c["code"], c["name"], c["brand"], c["category"], c["description"], c["barcode"], c["price"],
+                 c["stock"], digest, now, now)
+                for pk, (number, c, digest) in zip(new_ids, new)
             ])
             if changed:
                 cursor.executemany(
                     "UPDATE imports_product SET name = %s, brand = %s, category = %s, description = %s, "
-                    "barcode = %s, price = %s, stock = %s, row_hash = %s, seen_in_import = %s, "
-                    "seen_at_row = %s, updated_at = %s WHERE id = %s",
+                    "barcode = %s, price = %s, stock = %s, row_hash = %s, updated_at = %s WHERE id = %s",
                     [(c["name"], c["brand"], c["category"], c["description"], c["barcode"], c["price"],
-                      c["stock"], digest, self.import_id, number, now, pk)
+                      c["stock"], digest, now, pk)
                      for pk, number, c, digest, _, _ in changed],
                 )
-            self._stamp_unchanged(cursor, unchanged)
-
-            new_ids = dict(
-                (code, pk) for pk, code in self._select_in(
-                    cursor, "SELECT id, code FROM imports_product WHERE {where}", "code",
-                    [c["code"] for _, c, _ in new],
-                )
-            ) if new else {}
 
             price_rows, stock_rows = [], []
             price_closed, stock_closed = [], []
-            for _, clean, _ in new:
-                pk = new_ids[clean["code"]]
-                price_rows.append((pk, clean["price"], now, self.import_id))
-                stock_rows.append((pk, clean["stock"], now, self.import_id))
+            import_id = self.import_id
+            for pk, (number, clean, _) in zip(new_ids, new):
+                price_rows.append((pk, clean["price"], now, import_id))
+                stock_rows.append((pk, clean["stock"], now, import_id))
+                seen.append((pk, number))
             for pk, _, clean, _, old_price, old_stock in changed:
                 if clean["price"] != old_price:
                     price_closed.append(pk)
-                    price_rows.append((pk, clean["price"], now, self.import_id))
+                    price_rows.append((pk, clean["price"], now, import_id))
                 if clean["stock"] != old_stock:
                     stock_closed.append(pk)
-                    stock_rows.append((pk, clean["stock"], now, self.import_id))
+                    stock_rows.append((pk, clean["stock"], now, import_id))
             self._close_open(cursor, "imports_pricerecord", price_closed)
             self._close_open(cursor, "imports_stockrecord", stock_closed)
             self._insert(cursor, "imports_pricerecord", ("product_id", "price", "valid_from", "import_log_id"),
@@ -208,11 +262,12 @@ class ProductWriter:
 
                 sqlite_index_rows(
                     cursor,
-                    [(new_ids[c["code"]], c["code"], c["name"], c["brand"]) for _, c, _ in new],
+                    [(pk, c["code"], c["name"], c["brand"]) for pk, (_, c, _) in zip(new_ids, new)],
                     [(pk, c["code"], c["name"], c["brand"]) for pk, _, c, _, _, _ in changed],
                 )
 
         result.created = len(new)
         result.updated = len(changed)
-        result.unchanged = len(unchanged)
+        result.unchanged = len(seen) - len(new) - len(changed)
+        result.seen = seen
         return result

@@ -446,10 +446,12 @@ class XlsxReader:
         count += sum(1 for m in ROW_START_RE.finditer(data) if m.start() >= len(data) - ROW_OVERLAP)
         return count
 
-    def rows(self, strings=None, start_after=0):
+    def rows(self, strings=None, start_after=0, stop_after=None, only=None):
         """Yield (row_number, values) for every non-empty row, values indexed by column (A = 0).
 
-        Rows numbered up to `start_after` are skipped without converting their cells (resuming).
+        Rows numbered up to `start_after` are skipped without converting their cells (resuming); the
+        rows stop after `stop_after`. With `only` (column indexes), rows of the learned layout convert
+        just those cells (the others are None): resuming re-reads only the code column.
 
         Speed: most sheets repeat one row layout (same columns, same types and styles). A regex for a
         whole row of that layout is learned from a row read the general way, and rows that match it are
@@ -490,7 +492,9 @@ class XlsxReader:
                         position = match.end()
                         row_number = int(match.group(1))
                         if row_number > start_after:
-                            values = template.values(match)
+                            if stop_after is not None and row_number > stop_after:
+                                return
+                            values = template.values(match) if only is None else template.some(match, only)
                             if values:
                                 yield row_number, values
                         continue
@@ -515,6 +519,8 @@ class XlsxReader:
                         misses += 1
                 if row_number <= start_after:
                     continue
+                if stop_after is not None and row_number > stop_after:
+                    return
                 values = _row_values(buffer, start.end(), content_end, strings, dates, deltas, epoch)
                 if values:
                     yield row_number, values
@@ -644,6 +650,17 @@ class RowTemplate:
         else:
             values = [None] * self.width
             for column, convert, value in zip(self.columns, self.converters, raw):
+                values[column] = convert(value)
+        while values and values[-1] is None:
+            values.pop()
+        return values
+
+    def some(self, match, only):
+        """Like values(), converting only the cells of columns in `only`."""
+        raw = match.groups()[1:]
+        values = [None] * self.width
+        for column, convert, value in zip(self.columns, self.converters, raw):
+            if column in only:
                 values[column] = convert(value)
         while values and values[-1] is None:
             values.pop()

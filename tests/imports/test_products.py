@@ -194,16 +194,20 @@ def test_oversize_file_and_missing_field(api, settings):
 
 def test_a_chunk_the_database_rejects_is_redone_row_by_row(api, settings, monkeypatch):
     settings.IMPORTS_CHUNK_ROWS = 10
-    real = services.coerce_row
+    real = services.product_coercer
 
-    def let_a_negative_price_through(values, positions, columns):
-        clean, problems = real(values, positions, columns)
-        if clean.get("code") == "SKU-00004":
-            from decimal import Decimal
-            clean["price"] = Decimal("-1.00")  # as if validation had missed it: the CHECK constraint catches it
-        return clean, problems
+    def let_a_negative_price_through(positions):
+        coerce = real(positions)
 
-    monkeypatch.setattr(services, "coerce_row", let_a_negative_price_through)
+        def coerce_and_spoil(values):
+            clean, problems, digest = coerce(values)
+            if clean.get("code") == "SKU-00004":
+                from decimal import Decimal
+                clean["price"] = Decimal("-1.00")  # as if validation had missed it: the CHECK constraint catches it
+            return clean, problems, digest
+        return coerce_and_spoil
+
+    monkeypatch.setattr(services, "product_coercer", let_a_negative_price_through)
     status = import_file(api, files.xlsx_bytes(files.product_rows(20)))
     assert status["status"] == "completed"
     assert status["results"]["created_count"] == 19 and status["results"]["error_count"] == 1
