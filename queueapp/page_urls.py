@@ -1,11 +1,10 @@
-"""Routes of the server-rendered pages (included at the site root by jobsite/urls.py)."""
+"""Routes of the engine's own pages. jobsite/urls.py adds each app's start pages to the same "pages"
+namespace, so that queueapp knows no app."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
-
-app_name = "pages"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -14,8 +13,4 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page="pages:login"), name="logout"),
     path("jobs/<uuid:job_id>/", views.job_page, name="job"),
     path("start/demo/", views.start_demo, name="start-demo"),
-    path("start/import/", views.start_import, name="start-import"),
-    path("start/category-fetch/", views.start_category_fetch, name="start-category-fetch"),
-    path("start/promotions/", views.start_promotions, name="start-promotions"),
-    path("start/analysis/", views.start_analysis, name="start-analysis"),
 ]

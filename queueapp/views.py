@@ -1,4 +1,5 @@
-"""The server-rendered pages: dashboard, job page and the forms that start jobs.
+"""The engine's server-rendered pages: dashboard, job page, the demo form. Each app adds its own start form
+and its section of the job page (job_page_section), so this module knows no app.
 
 Each page renders the current state on the server, so a tab reopened hours later is right at once and
 the page reads without JavaScript. Small scripts (queueapp/static/pages/) then follow the state through
@@ -183,73 +184,19 @@ def kind_template(kind_name):
 
 
 # --- What a kind's own app adds to the job page ----------------------------------------------------------
-# Each returns the context of templates/pages/kinds/<kind>.html from that app's public services, or None
-# when the app has no record for this job. The apps are imported here, not at the top: queueapp must not
-# depend on them, and a page of a kind whose app is missing still renders the generic parts.
+# An app registers a function (request, job) -> context for templates/pages/kinds/<kind>.html, or None when
+# it has no record for this job. queueapp knows no app: a page of a kind without a section still renders.
+_JOB_SECTIONS = {}
 
 
-def _import_extras(request, job):
-    from django.urls import reverse
+def job_page_section(kind_name):
+    """Decorator: register the job-page section of a kind (call it from the kind's app's views.py)."""
 
-    from imports import services as imports
+    def register(function):
+        _JOB_SECTIONS[kind_name] = function
+        return function
 
-    log = imports.visible_imports(request.user).filter(job=job).first()
-    if log is None:
-        return None
-    log = imports.sync_with_job(log, job)
-    return {
-        "import_log": log,
-        "row_errors": paged(request, log.row_errors.order_by("row_number", "id"), ERRORS_PER_PAGE, "rows"),
-        "errors_csv_url": reverse("import-errors", args=[log.pk]),
-        # The import's own retry also reopens its ImportLog; it always resumes (no "from the start").
-        "retry_url": reverse("import-retry", args=[log.pk]),
-        "retry_from_start": False,
-    }
-
-
-def _category_fetch_extras(request, job):
-    from django.urls import reverse
-
-    from ebay import services as ebay
-    from ebay.models import CategoryFetchItem
-
-    fetch = ebay.fetches_for(request.user).filter(job=job).first()
-    if fetch is None:
-        return None
-    failed = fetch.items.filter(status=CategoryFetchItem.Status.FAILED).order_by("position")
-    return {
-        "fetch": fetch,
-        "category_errors": paged(request, failed, ERRORS_PER_PAGE, "categories"),
-        "retry_failed_url": reverse("ebay-category-fetch-retry-failed", args=[job.id]),
-    }
-
-
-def _promotion_extras(request, job):
-    from ebay import services as ebay
-
-    promotion = ebay.promotions_for(request.user).filter(job=job).first()
-    return {"promotion": promotion} if promotion else None
-
-
-def _analysis_extras(request, job):
-    result = job.result if isinstance(job.result, dict) else {}
-    row_errors = result.get("row_errors") or {}
-    rows = row_errors.get("rows") or []
-    return {
-        "warnings": result.get("warnings") or [],
-        "row_error_count": row_errors.get("count", len(rows)),
-        "row_errors_by_reason": row_errors.get("by_reason") or {},
-        "row_errors": paged(request, rows, ERRORS_PER_PAGE, "rows"),
-        "report_url": f"/api/analysis/{job.id}/report.xlsx" if job.status == JobStatus.SUCCEEDED else "",
-    }
-
-
-KIND_EXTRAS = {
-    "imports.products": _import_extras,
-    "ebay.category_fetch": _category_fetch_extras,
-    "ebay.promotion": _promotion_extras,
-    "analysis.sales": _analysis_extras,
-}
+    return register
 
 
 @login_required
@@ -270,7 +217,7 @@ def job_page(request, job_id):
             result_text, result_truncated = result_text[:RESULT_MAX_CHARS], True
 
     payload = status_payload(job, now)
-    extras_for = KIND_EXTRAS.get(job.kind)
+    extras_for = _JOB_SECTIONS.get(job.kind)
     extras = (extras_for(request, job) if extras_for else None) or {}
     context = {
         "nav": "dashboard",
@@ -290,7 +237,7 @@ def job_page(request, job_id):
         "result_text": result_text,
         "result_truncated": result_truncated,
         "result_links": result_links(job.result),
-        "kind_template": kind_template(job.kind) if extras or job.kind not in KIND_EXTRAS else None,
+        "kind_template": kind_template(job.kind) if extras or job.kind not in _JOB_SECTIONS else None,
         "extras": extras,
         "retry_from_start": extras.get("retry_from_start", True),
         "page_data": {
@@ -310,71 +257,3 @@ def job_page(request, job_id):
 def start_demo(request):
     kind = get_kind("demo.count")
     return render(request, "pages/start_demo.html", {"nav": "demo", "title": kind.title if kind else "demo.count"})
-
-
-# --- Start pages of the feature apps. Each form posts to its app's API (pages.js); these views only give
-# the form what it needs to check on the client (limits, choices) so the user learns before uploading.
-
-
-@login_required
-def start_import(request):
-    from django.conf import settings
-
-    from imports.columns import PRODUCT_COLUMNS
-
-    columns = [
-        {"name": column.name, "required": column.required, "aliases": ", ".join(column.aliases)}
-        for column in PRODUCT_COLUMNS
-    ]
-    return render(request, "pages/start_import.html", {
-        "nav": "import", "max_bytes": settings.IMPORTS_MAX_UPLOAD_BYTES, "columns": columns,
-    })
-
-
-@login_required
-def start_category_fetch(request):
-    from django.conf import settings
-
-    return render(request, "pages/start_category_fetch.html", {
-        "nav": "category-fetch",
-        "default_marketplace": settings.EBAY_MARKETPLACE_ID,
-        "max_categories": settings.EBAY_CATEGORY_FETCH_MAX_CATEGORIES,
-        "marketplaces": EBAY_MARKETPLACES,
-    })
-
-
-# eBay's marketplace ids (Taxonomy's get_default_category_tree_id takes these); the API also accepts any
-# other EBAY_* id, so the form lets one be typed too.
-EBAY_MARKETPLACES = [
-    ("EBAY_US", "United States"), ("EBAY_GB", "United Kingdom"), ("EBAY_DE", "Germany"),
-    ("EBAY_AU", "Australia"), ("EBAY_CA", "Canada"), ("EBAY_FR", "France"), ("EBAY_IT", "Italy"),
-    ("EBAY_ES", "Spain"), ("EBAY_AT", "Austria"), ("EBAY_CH", "Switzerland"), ("EBAY_IE", "Ireland"),
-    ("EBAY_NL", "Netherlands"), ("EBAY_BE", "Belgium"), ("EBAY_PL", "Poland"),
-]
-
-
-@login_required
-def start_promotions(request):
-    from django.conf import settings
-
-    from ebay import services as ebay
-
-    return render(request, "pages/start_promotions.html", {
-        "nav": "promotions",
-        "stats": ebay.promotion_stats(request.user),
-        "batch_max": settings.EBAY_PROMOTION_BATCH_MAX,
-        "first_delay": settings.EBAY_PROMOTION_FIRST_DELAY_SECONDS,
-    })
-
-
-@login_required
-def start_analysis(request):
-    from django.conf import settings
-
-    from analysis.marketplaces import MARKETPLACES
-
-    return render(request, "pages/start_analysis.html", {
-        "nav": "analysis",
-        "max_bytes": settings.ANALYSIS_MAX_UPLOAD_MB * 1024 * 1024,
-        "marketplaces": [(code, market.domain) for code, market in MARKETPLACES.items()],
-    })

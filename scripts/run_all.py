@@ -41,7 +41,9 @@ def main():
     base = f"http://{args.host}:{args.port}"
     print(
         f"\nJobsite is starting:\n"
-        f"  Log in:      {base}/admin/  (demo user printed above)\n"
+        f"  Log in:      {base}/login/  (demo user and password printed above)\n"
+        f"  Dashboard:   {base}/\n"
+        f"  Admin:       {base}/admin/\n"
         f"  Jobs API:    {base}/api/jobs/\n"
         f"  API docs:    {base}/api/docs/\n"
         + (f"  eBay:        fake eBay server at {env['EBAY_API_BASE_URL']} (set EBAY_CLIENT_ID/EBAY_CLIENT_SECRET "
