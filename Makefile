@@ -27,7 +27,7 @@ run: install
 
 test: install
 	@# The pages' browser tests (tests/pages) drive Debian's Chromium; Playwright's own download does not work here.
-	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
 
