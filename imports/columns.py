@@ -3,6 +3,7 @@
 Coercers return the clean value or raise RowProblem with a message for the uploader. They run 700k times
 per large import, so the common case (a str or a number already of the right kind) is tested first."""
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -13,6 +14,16 @@ MAX_PRICE = Decimal("9999999999.99")
 MAX_STOCK = 10 ** 12
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+HASHED_FIELDS = ("name", "brand", "category", "description", "barcode", "price", "stock")
+
+
+def row_digest(clean) -> int:
+    """A signed 64-bit digest of a product's imported fields (fits a BigIntegerField on every database):
+    an unchanged row is recognised without comparing columns."""
+    data = "\x1f".join(str(clean[name]) for name in HASHED_FIELDS).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
 
 
 class RowProblem(ValueError):
@@ -226,10 +237,6 @@ def product_coercer(positions, fallback=None):
     row has problems). The common row (non-empty strings, a float or int price, an int stock and barcode)
     is checked inline with one control-character search for all its text; anything else goes to the
     general `coerce_row` (or `fallback`), so the rules and messages are the same."""
-    import hashlib
-
-    from .writer import row_digest
-
     general = fallback or coerce_row
     columns = {column.name: column for column in PRODUCT_COLUMNS}
     names = [c.name for c in PRODUCT_COLUMNS]

@@ -6,8 +6,6 @@ import hashlib
 import io
 import logging
 import os
-import queue
-import threading
 import uuid
 from dataclasses import dataclass, field
 
@@ -281,18 +279,26 @@ def run_product_import(ctx):
             ctx.event(f"Resuming after row {last_row} ({counts['processed']} rows already imported)")
         ctx.progress(counts["processed"], total=total, message="Reading " + import_log.file_name)
         writer = ProductWriter(import_log.pk, now)
-        if last_row:
-            _recall_committed_rows(table, header_row, matched.positions, last_row, import_log, writer)
-        chunks = _chunks(table, last_row, header_row, product_coercer(matched.positions),
-                         settings.IMPORTS_CHUNK_ROWS)
-        if _read_ahead():
-            chunks = ReadAhead(chunks)
+        chunk_rows = settings.IMPORTS_CHUNK_ROWS
+        child = None
+        if table.format == "xlsx" and _read_in_child((total or 0) - last_row):
+            from dataclasses import asdict
+
+            from .readahead import ChildReader
+
+            child = ChildReader(import_log.file.path, table.format, asdict(zip_limits()), last_row, header_row,
+                                matched.positions, chunk_rows)
+            chunks = _child_chunks(child)
+        else:
+            chunks = _chunks(table, last_row, header_row, product_coercer(matched.positions), chunk_rows)
         try:
+            if last_row:  # (meanwhile the child, if any, reads the first chunk)
+                _recall_committed_rows(table, header_row, matched.positions, last_row, import_log, writer)
             for chunk in chunks:
                 _commit_chunk(ctx, import_log, writer, chunk, counts, total)
         finally:
-            if isinstance(chunks, ReadAhead):
-                chunks.close()
+            if child is not None:
+                child.close()
     finally:
         table.close()
     with transaction.atomic():
@@ -323,69 +329,28 @@ def _chunks(table, last_row, header_row, coerce, chunk_rows):
         yield chunk
 
 
-def _read_ahead():
-    """Read and validate the next chunk in a thread while this one is written? Worth it where the
-    database works outside our process and releases the GIL for long stretches (PostgreSQL: COPY and
-    the commit run in the server). On SQLite the writing itself needs our GIL row by row and a busy
-    reader thread slows it down (measured), so it stays off there. Settable: IMPORTS_READ_AHEAD."""
+READ_AHEAD_MIN_ROWS = 50_000
+
+
+def _read_in_child(rows_left):
+    """Read and validate in a child process (imports/readahead.py)? By default for files with at least
+    READ_AHEAD_MIN_ROWS rows left to read (starting the child costs ~0.1 s); the setting
+    IMPORTS_READ_AHEAD (True/False) overrides."""
     wanted = getattr(settings, "IMPORTS_READ_AHEAD", None)
     if wanted is None:
-        from django.db import connection
-
-        return connection.vendor == "postgresql"
+        return (rows_left or 0) >= getattr(settings, "IMPORTS_READ_AHEAD_MIN_ROWS", READ_AHEAD_MIN_ROWS)
     return bool(wanted)
 
 
-class ReadAhead:
-    """Iterate a chunk generator in a thread, one chunk ahead of the consumer. The thread touches no
-    database; errors are raised in the consumer, in order."""
+def _child_chunks(child):
+    from .readahead import ChildFailed
 
-    _END = object()
-
-    def __init__(self, chunks):
-        self._chunks = chunks
-        self._queue = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="imports-read-ahead", daemon=True)
-        self._thread.start()
-
-    def _put(self, item):
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self):
-        try:
-            for chunk in self._chunks:
-                if not self._put((chunk, None)):
-                    return
-            self._put((self._END, None))
-        except BaseException as exc:  # handed to the consumer
-            self._put((None, exc))
-        finally:
-            self._chunks.close()
-
-    def __iter__(self):
-        while True:
-            chunk, error = self._queue.get()
-            if error is not None:
-                raise error
-            if chunk is self._END:
-                return
-            yield chunk
-
-    def close(self):
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        self._thread.join()
+    try:
+        yield from child
+    except ChildFailed as exc:
+        if exc.kind == "died":
+            raise RuntimeError(str(exc)) from None  # transient: the job is retried and resumes
+        raise PermanentError(str(exc)) from None
 
 
 def _recall_committed_rows(table, header_row, positions, last_row, import_log, writer):

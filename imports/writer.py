@@ -10,25 +10,17 @@ of an earlier row of the same import. Earlier rows are remembered in memory by p
 exact, a few MB for 700k products), rebuilt from the file when a job resumes; nothing is written to the
 product to remember it, so a re-import of an unchanged file writes no product row at all."""
 
-import hashlib
 from array import array
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import connection
 
+from .columns import row_digest
+
 CENT = Decimal("0.01")
-HASHED_FIELDS = ("name", "brand", "category", "description", "barcode", "price", "stock")
 PRODUCT_COLUMNS = ("id", "code", "name", "brand", "category", "description", "barcode", "price", "stock",
                    "row_hash", "created_at", "updated_at")
-_blake2b = hashlib.blake2b
-_from_bytes = int.from_bytes
-
-
-def row_digest(clean) -> int:
-    """A signed 64-bit digest of the imported fields (fits a BigIntegerField on every database)."""
-    data = "\x1f".join(str(clean[name]) for name in HASHED_FIELDS).encode("utf-8", "surrogatepass")
-    return _from_bytes(_blake2b(data, digest_size=8).digest(), "big", signed=True)
 
 
 def _decimal(value):

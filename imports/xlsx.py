@@ -168,7 +168,7 @@ class SharedStrings:
         return self.count
 
     def _load(self, block):
-        if block >= len(self._blocks):
+        if block >= len(self._blocks) or block < 0:
             raise IndexError(block << self.BLOCK_BITS)
         data = zlib.decompress(self._blocks[block])
         if b"&" in data:
@@ -191,6 +191,18 @@ class SharedStrings:
 
     def nbytes(self):
         return sum(len(b) for b in self._blocks)
+
+    def getter(self):
+        """A fast `table[index]` for the row reader (no LRU bookkeeping: rows use the table nearly in
+        order, and a block evicted too early is just decompressed again)."""
+        cache, load, bits, mask = self._cache, self._load, self.BLOCK_BITS, self.MASK
+
+        def get(index):
+            strings = cache.get(index >> bits)
+            if strings is None:
+                strings = load(index >> bits)
+            return strings[index & mask]
+        return get
 
 
 def xml_escape(text: str) -> str:
@@ -606,18 +618,39 @@ def _number(raw):
 class RowTemplate:
     """A compiled regex for one row layout and a converter per captured cell."""
 
-    def __init__(self, pattern, columns, converters, width):
+    def __init__(self, pattern, columns, converters, width, kinds=None, strings=None):
         self.pattern = pattern
         self.columns = columns
         self.converters = converters
         self.width = width
         self.dense = columns == list(range(len(columns)))
+        if self.dense and kinds is not None and hasattr(strings, "getter"):
+            self.values = self._compile(kinds, strings)
+
+    def _compile(self, kinds, strings):
+        """values() as one generated function for this layout: shared strings and plain numbers are
+        converted inline (no call per cell), other cells by their converter."""
+        names = {"S": strings.getter(), "F": float, "I": int}
+        exprs = []
+        for k, (kind, convert) in enumerate(zip(kinds, self.converters), start=1):
+            x = f"g[{k}]"
+            if kind == "s":
+                exprs.append(f"(S(int({x})) if {x} else None)")
+            elif kind == "n":
+                exprs.append(f"((F({x}) if (b'.' in {x} or b'E' in {x} or b'e' in {x}) else I({x})) if {x} else None)")
+            else:
+                names[f"C{k}"] = convert
+                exprs.append(f"C{k}({x})")
+        source = ("def values(match):\n    g = match.groups()\n    v = [" + ", ".join(exprs) + "]\n"
+                  "    while v and v[-1] is None:\n        v.pop()\n    return v\n")
+        exec(compile(source, "<xlsx row template>", "exec"), names)  # noqa: S102 (our own source text)
+        return names["values"]
 
     @classmethod
     def learn(cls, buffer, start, end, strings, dates, deltas, epoch):
         position = start
         parts = [rb"""\s*<row\b[^>]*?\sr="(\d+)"[^>]*>"""]
-        columns, converters = [], []
+        columns, converters, kinds = [], [], []
         for match in LEARN_CELL_RE.finditer(buffer, start, end):
             if match.start() != position:
                 return None
@@ -631,17 +664,19 @@ class RowTemplate:
             if value_tag:
                 parts.append(rb">(?:<v>([^<]*)</v>)</c>")
                 converters.append(_converter(kind, style, strings, dates, deltas, epoch))
+                kinds.append("s" if kind == b"s" else "n" if kind == b"n" and style not in dates else "")
                 columns.append(column_index(letters))
             elif inline_tag:
                 parts.append(rb">" + re.escape(inline_tag) + rb"([^<]*)</t></is></c>")
                 converters.append(text_of)
+                kinds.append("")
                 columns.append(column_index(letters))
             else:
                 parts.append(rb"(?:/>|></c>)")
         if buffer[position:end].strip() or not converters:
             return None
         parts.append(rb"\s*</row>")
-        return cls(re.compile(b"".join(parts)), columns, converters, max(columns) + 1)
+        return cls(re.compile(b"".join(parts)), columns, converters, max(columns) + 1, kinds, strings)
 
     def values(self, match):
         raw = match.groups()[1:]
