@@ -2,6 +2,7 @@
 status, retry and the error report. Callable without HTTP; the API, admin and commands call these."""
 
 import csv
+import gc
 import hashlib
 import io
 import logging
@@ -291,12 +292,16 @@ def run_product_import(ctx):
             chunks = _child_chunks(child)
         else:
             chunks = _chunks(table, last_row, header_row, product_coercer(matched.positions), chunk_rows)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # (measured: cyclic GC passes over the chunks' objects cost ~10% of an import)
         try:
             if last_row:  # (meanwhile the child, if any, reads the first chunk)
                 _recall_committed_rows(table, header_row, matched.positions, last_row, import_log, writer)
             for chunk in chunks:
                 _commit_chunk(ctx, import_log, writer, chunk, counts, total)
         finally:
+            if gc_was_enabled:
+                gc.enable()
             if child is not None:
                 child.close()
     finally:
