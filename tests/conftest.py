@@ -60,3 +60,25 @@ def qcluster(transactional_db, tmp_path):
 def fast_password_hashing(settings):
     # The default hasher costs ~0.3 s a user; these tests check behaviour, not hashing.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def fake_ebay(settings):
+    """The fake eBay server on a thread of this process, over real HTTP on an ephemeral loopback port. The app
+    in this process points at it; `fake_ebay.env` points a web server or qcluster subprocess at it."""
+    from django.core.cache import cache
+
+    from ebay.fake_server import FakeEbayServer
+
+    server = FakeEbayServer(host="127.0.0.1", port=0).start()
+    settings.EBAY_ENV = "fake"
+    settings.EBAY_CLIENT_ID = ""
+    settings.EBAY_API_BASE_URL = server.url
+    settings.EBAY_CALL_SPACING_SECONDS = 0
+    settings.EBAY_TOKEN_KEY = ""
+    server.env = {"EBAY_ENV": "fake", "EBAY_CLIENT_ID": "", "EBAY_API_BASE_URL": server.url,
+                  "EBAY_CALL_SPACING_SECONDS": 0}
+    cache.clear()  # no application token cached for another server
+    yield server
+    server.stop()
+    cache.clear()

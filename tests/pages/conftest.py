@@ -150,25 +150,3 @@ def screenshot(page, name):
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-@pytest.fixture
-def fake_ebay_server(settings):
-    """The fake eBay server on a thread of this process, over real HTTP on an ephemeral port. The app in
-    this process points at it; `fake_ebay_server.env` points a web server or qcluster subprocess at it."""
-    from django.core.cache import cache
-
-    from ebay.fake_server import FakeEbayServer
-
-    server = FakeEbayServer(host="127.0.0.1", port=0).start()
-    settings.EBAY_ENV = "fake"
-    settings.EBAY_CLIENT_ID = ""
-    settings.EBAY_API_BASE_URL = server.url
-    settings.EBAY_CALL_SPACING_SECONDS = 0
-    settings.EBAY_TOKEN_KEY = ""
-    server.env = {"EBAY_ENV": "fake", "EBAY_CLIENT_ID": "", "EBAY_API_BASE_URL": server.url,
-                  "EBAY_CALL_SPACING_SECONDS": 0}
-    cache.clear()
-    yield server
-    server.stop()
-    cache.clear()

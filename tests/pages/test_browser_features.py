@@ -62,10 +62,10 @@ def test_upload_a_product_file_and_see_the_counts(web, qcluster, new_page, brows
 
 
 def test_start_a_category_fetch_and_see_the_failed_categories(web, qcluster, new_page, browser_user,
-                                                               fake_ebay_server):
+                                                               fake_ebay):
     from ebay.models import CategoryFetchItem
 
-    site = web(**fake_ebay_server.env)
+    site = web(**fake_ebay.env)
     page = new_page(site.url)
     log_in(page, "pat", next_path="/start/category-fetch/")
     expect(page.get_by_label("Marketplace")).to_have_value("EBAY_US")
@@ -86,8 +86,8 @@ def test_start_a_category_fetch_and_see_the_failed_categories(web, qcluster, new
     items = list(CategoryFetchItem.objects.filter(fetch_id=job_id).order_by("position"))
     assert len(items) == 8
     broken = [items[2], items[6]]
-    fake_ebay_server.state.configure(not_found_categories=[item.category_id for item in broken])
-    qcluster(**fake_ebay_server.env)
+    fake_ebay.state.configure(not_found_categories=[item.category_id for item in broken])
+    qcluster(**fake_ebay.env)
 
     expect(page.locator("#progress [data-status-badge]")).to_have_text("Succeeded", timeout=TIMEOUT_MS)
     expect(page.locator('[data-fetch-count="failed"]')).to_have_text("2")
@@ -100,7 +100,7 @@ def test_start_a_category_fetch_and_see_the_failed_categories(web, qcluster, new
     screenshot(page, "job_page_category_fetch")
 
     # The categories are back: fetching the failed ones again starts a new job, which opens.
-    fake_ebay_server.state.configure(reset=True)
+    fake_ebay.state.configure(reset=True)
     page.get_by_role("button", name="Fetch the failed categories again").click()
     page.wait_for_url(lambda url: JOB_URL.match(url) is not None and job_id not in url)
     expect(page.locator("#progress [data-status-badge]")).to_have_text("Succeeded", timeout=TIMEOUT_MS)
@@ -109,8 +109,8 @@ def test_start_a_category_fetch_and_see_the_failed_categories(web, qcluster, new
     wait_until(lambda: Job.objects.filter(kind="ebay.category_fetch").count() == 2, message="the retry job")
 
 
-def test_queue_a_pasted_batch_of_promotions(web, new_page, browser_user, fake_ebay_server):
-    site = web(**fake_ebay_server.env)
+def test_queue_a_pasted_batch_of_promotions(web, new_page, browser_user, fake_ebay):
+    site = web(**fake_ebay.env)
     page = new_page(site.url)
     log_in(page, "pat", next_path="/start/promotions/")
     batch = page.get_by_label("Listings, one per line")

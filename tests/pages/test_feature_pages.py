@@ -105,7 +105,7 @@ def test_import_job_page_shows_counts_and_rejected_rows_with_the_csv_link(logged
     assert '"retry_from_start": false' in html
 
 
-def test_category_fetch_job_page_lists_the_failed_categories(logged_in, api, fake_ebay_server):
+def test_category_fetch_job_page_lists_the_failed_categories(logged_in, api, fake_ebay):
     from ebay.models import CategoryFetchItem
 
     started = api.post("/api/ebay/category-fetches",
@@ -113,7 +113,7 @@ def test_category_fetch_job_page_lists_the_failed_categories(logged_in, api, fak
                        format="json")
     assert started.status_code == 202, started.data
     items = list(CategoryFetchItem.objects.filter(fetch_id=started.data["job_id"]).order_by("position"))
-    fake_ebay_server.state.configure(not_found_categories=[items[1].category_id, items[4].category_id])
+    fake_ebay.state.configure(not_found_categories=[items[1].category_id, items[4].category_id])
     job = run_to_end(started.data["job_id"])
 
     html = logged_in.get(f"/jobs/{job.id}/").content.decode()
