@@ -11,7 +11,9 @@ and its price and stock records, and the second finds every row unchanged.
 
 Reports for each import: seconds from the upload call to COMPLETED, rows per second, and peak RSS of the
 process that ran the job: in `direct` mode this process (ru_maxrss: it also did the upload check), in
-`cluster` mode the largest VmHWM among the qcluster's processes.
+`cluster` mode the largest VmHWM among the qcluster's processes; and separately the reader child the job
+starts for large files (imports/readahead.py), as it reports its own VmHWM in a job event.
+The load average before each import is printed too: the machine is shared, so run it several times.
 """
 
 import argparse
@@ -116,10 +118,18 @@ def run_import(path, user, mode, cluster=None):
             break
         time.sleep(0.2)
     elapsed = time.monotonic() - started
+    # The reader child reports its own VmHWM as a job event (ru_maxrss of children would count this
+    # process's memory at the fork).
+    from queueapp.engine import Job
+
+    child_peak = None
+    for event in Job.objects.get(pk=import_log.job_id).events.all():
+        if event.message.startswith("The reader process peaked at "):
+            child_peak = float(event.message.rsplit(" ", 2)[1])
     if mode == "direct":
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, child_peak)
     else:
-        peak = max(peak, cluster_peak_rss_mb(cluster.pid))
+        peak = (max(peak, cluster_peak_rss_mb(cluster.pid)), child_peak)
     return import_log, accepted, elapsed, peak
 
 
@@ -144,10 +154,14 @@ def main():
     try:
         rounds = ["first import", "re-import of the same file"][: 1 if args.no_reimport else 2]
         for label in rounds:
-            import_log, accepted, elapsed, peak = run_import(path, user, args.mode, cluster)
+            load = os.getloadavg()[0]
+            import_log, accepted, elapsed, (peak, child_peak) = run_import(path, user, args.mode, cluster)
             rate = import_log.processed_rows / elapsed if elapsed else 0
+            memory = (f"peak RSS {peak:.0f} MB" if args.mode == "direct"
+                      else f"peak RSS {peak:.0f} MB (largest qcluster process)")
+            memory += f", reader child {child_peak:.0f} MB" if child_peak else ""
             print(f"{label}: {import_log.import_status} in {elapsed:.1f} s (upload check {accepted:.2f} s), "
-                  f"{rate:,.0f} rows/s, peak RSS {peak:.0f} MB; rows {import_log.processed_rows}, "
+                  f"{rate:,.0f} rows/s, {memory}, load {load:.2f}; rows {import_log.processed_rows}, "
                   f"created {import_log.created_count}, updated {import_log.updated_count}, "
                   f"unchanged {import_log.unchanged_count}, errors {import_log.error_count}"
                   + (f"; error: {import_log.error}" if import_log.error else ""))

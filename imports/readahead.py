@@ -36,6 +36,19 @@ class ChildFailed(Exception):
         self.kind = kind
 
 
+def _peak_rss_mb():
+    """This process's own peak RSS (VmHWM). Not ru_maxrss: after fork+exec that also counts the parent's
+    memory at the fork."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 # -- the child --------------------------------------------------------------------------------------------
 def _child_main():
     from .columns import product_coercer
@@ -90,7 +103,7 @@ def _child_main():
             return
         if size:
             send(("rows", valid, bad))
-        send(("end",))
+        send(("end", _peak_rss_mb()))
     except BrokenPipeError:  # the job stopped reading: nothing left to do
         pass
     finally:
@@ -108,6 +121,7 @@ class ChildReader:
             [sys.executable, "-m", "imports.readahead"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._stderr, env=env, cwd=PACKAGE_ROOT, close_fds=True,
         )
+        self.peak_rss_mb = None
         spec = {"path": str(path), "format": file_format, "limits": limits, "start_after": start_after,
                 "header_row": header_row, "positions": positions, "chunk_rows": chunk_rows}
         self.process.stdin.write(json.dumps(spec).encode() + b"\n")
@@ -128,6 +142,7 @@ class ChildReader:
             (size,) = HEADER.unpack(self._read(HEADER.size))
             message = pickle.loads(self._read(size))
             if message[0] == "end":
+                self.peak_rss_mb = message[1]
                 return
             if message[0] == "error":
                 raise ChildFailed(message[1], message[2])

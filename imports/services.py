@@ -304,6 +304,8 @@ def run_product_import(ctx):
                 gc.enable()
             if child is not None:
                 child.close()
+        if child is not None and child.peak_rss_mb:
+            ctx.event(f"The reader process peaked at {child.peak_rss_mb:.0f} MB")
     finally:
         table.close()
     with transaction.atomic():
