@@ -287,8 +287,13 @@ def run_product_import(ctx):
 
             from .readahead import ChildReader
 
-            child = ChildReader(import_log.file.path, table.format, asdict(zip_limits()), last_row, header_row,
-                                matched.positions, chunk_rows)
+            try:
+                child = ChildReader(import_log.file.path, table.format, asdict(zip_limits()), last_row,
+                                    header_row, matched.positions, chunk_rows)
+            except OSError as exc:  # no interpreter to start here: read in this process instead
+                log.warning("import %s: reading in this process, the reader process did not start: %s",
+                            import_log.pk, exc)
+        if child is not None:
             chunks = _child_chunks(child)
         else:
             chunks = _chunks(table, last_row, header_row, product_coercer(matched.positions), chunk_rows)
