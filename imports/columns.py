@@ -17,6 +17,7 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 HASHED_FIELDS = ("name", "brand", "category", "description", "barcode", "price", "stock")
+FLAT_FIELDS = ("code", "name", "brand", "category", "description", "price", "stock", "barcode")
 
 
 def row_digest(clean) -> int:
@@ -230,11 +231,12 @@ def coerce_row(values, positions, columns):
     return clean, problems
 
 
-def product_coercer(positions, fallback=None):
+def product_coercer(positions, fallback=None, flat=False):
     """A fast `coerce_row` for product rows, built once per import for the file's column positions.
 
     Returns f(values) -> (clean, problems, digest), digest being writer.row_digest(clean) (None when the
-    row has problems). The common row (non-empty strings, a float or int price, an int stock and barcode)
+    row has problems). With `flat`, a valid row's clean values come as a tuple in FLAT_FIELDS order with
+    the price as text (what the reader process sends; cheaper to build and to pickle than a dict). The common row (non-empty strings, a float or int price, an int stock and barcode)
     is checked inline with one control-character search for all its text; anything else goes to the
     general `coerce_row` (or `fallback`), so the rules and messages are the same."""
     general = fallback or coerce_row
@@ -250,12 +252,19 @@ def product_coercer(positions, fallback=None):
     blake2b = hashlib.blake2b
     from_bytes = int.from_bytes
     Dec = Decimal
-    cent, half_up, max_price, max_stock = CENT, ROUND_HALF_UP, MAX_PRICE, MAX_STOCK
+    cent, half_up, max_stock = CENT, ROUND_HALF_UP, MAX_STOCK
+    max_float_price = float(MAX_PRICE)  # 9999999999.99 is exactly the float a file's "9999999999.99" reads as
+    max_int_price = int(MAX_PRICE)
     padding = [None] * (width + 1)
 
     def slow(values):
         clean, problems = general(values, positions, PRODUCT_COLUMNS)
-        return clean, problems, (None if problems else row_digest(clean))
+        if problems:
+            return clean, problems, None
+        if flat:
+            return tuple(str(clean[name]) if name == "price" else clean[name] for name in FLAT_FIELDS), (), \
+                row_digest(clean)
+        return clean, problems, row_digest(clean)
 
     def coerce(values):
         if len(values) <= width:
@@ -285,19 +294,36 @@ def product_coercer(positions, fallback=None):
         else:
             return slow(values)
         if (not code or not name or len(code) > max_code or len(name) > max_name or len(brand) > max_brand
-                or len(category) > max_category or len(description) > max_description
-                or control(code + name + brand + category + description)):
+                or len(category) > max_category or len(description) > max_description):
+            return slow(values)
+        joined = code + name + brand + category + description
+        # isprintable() is False for every character CONTROL_RE finds (and for tabs, newlines, ...): only
+        # then is the regex needed.
+        if not joined.isprintable() and control(joined):
             return slow(values)
         kind = type(price)
         if kind is float:
-            if not (0 <= price <= 1e10):  # also NaN
+            if not (0 <= price <= max_float_price):  # also NaN
                 return slow(values)
-            price = Dec(repr(price)).quantize(cent, rounding=half_up)
+            price_text = repr(price)
+            dot = price_text.find(".")
+            if dot < 0 or "e" in price_text or price_text[0] == "-" or len(price_text) - dot > 3:
+                # More than two decimals (to be rounded), an exponent, -0.0: the exact way.
+                price = Dec(price_text).quantize(cent, rounding=half_up)
+                price_text = str(price)
+            else:
+                # At most two decimals: quantizing only pads, so the text is the cents value already
+                # (str(Decimal(repr(x)).quantize(0.01)) == this, without building Decimals).
+                price_text = price_text if len(price_text) - dot == 3 else price_text + "0"
+                price = None
         elif kind is int:
-            price = Dec(price).quantize(cent, rounding=half_up)
+            if not 0 <= price <= max_int_price:
+                return slow(values)
+            price_text = f"{price}.00"
+            price = None
         else:
             return slow(values)
-        if price > max_price or type(stock) is not int or not 0 <= stock <= max_stock:
+        if type(stock) is not int or not 0 <= stock <= max_stock:
             return slow(values)
         kind = type(ean)
         if ean is None:
@@ -313,9 +339,11 @@ def product_coercer(positions, fallback=None):
         else:
             return slow(values)
         digest = from_bytes(blake2b(
-            f"{name}\x1f{brand}\x1f{category}\x1f{description}\x1f{ean}\x1f{price}\x1f{stock}".encode(
+            f"{name}\x1f{brand}\x1f{category}\x1f{description}\x1f{ean}\x1f{price_text}\x1f{stock}".encode(
                 "utf-8", "surrogatepass"), digest_size=8).digest(), "big", signed=True)
+        if flat:
+            return (code, name, brand, category, description, price_text, stock, ean), (), digest
         return ({"code": code, "name": name, "brand": brand, "category": category, "description": description,
-                 "price": price, "stock": stock, "barcode": ean}, (), digest)
+                 "price": Dec(price_text) if price is None else price, "stock": stock, "barcode": ean}, (), digest)
 
     return coerce

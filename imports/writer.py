@@ -194,10 +194,10 @@ class ProductWriter:
         seen_get = self.seen.get
         with connection.cursor() as cursor:
             existing = {
-                code: (pk, digest, price, stock)
-                for pk, code, digest, price, stock in self._select_in(
-                    cursor, "SELECT id, code, row_hash, price, stock FROM imports_product WHERE {where}",
-                    "code", first_row.keys(),
+                code: (pk, digest)
+                for pk, code, digest in self._select_in(
+                    cursor, "SELECT id, code, row_hash FROM imports_product WHERE {where}", "code",
+                    first_row.keys(),
                 )
             }
             new, changed, seen = [], [], []
@@ -206,7 +206,7 @@ class ProductWriter:
                 if found is None:
                     new.append((number, clean, digest))
                     continue
-                pk, old_digest, old_price, old_stock = found
+                pk, old_digest = found
                 earlier = seen_get(pk)
                 if earlier and earlier < number:
                     result.problems.append((number, "code", clean["code"],
@@ -214,7 +214,13 @@ class ProductWriter:
                     continue
                 seen.append((pk, number))
                 if old_digest != digest:
-                    changed.append((pk, number, clean, digest, _decimal(old_price), old_stock))
+                    changed.append((pk, number, clean, digest))
+            if changed:
+                # The old price and stock decide the history records; only changed rows need them.
+                old = {pk: (_decimal(price), stock) for pk, price, stock in self._select_in(
+                    cursor, "SELECT id, price, stock FROM imports_product WHERE {where}", "id",
+                    [row[0] for row in changed])}
+                changed = [(pk, number, clean, digest, *old[pk]) for pk, number, clean, digest in changed]
 
             now = self.now_db
             if self.vendor == "postgresql" and new:

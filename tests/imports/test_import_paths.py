@@ -68,6 +68,7 @@ def test_a_digest_collision_never_makes_a_row_a_duplicate(api, settings, monkeyp
     """Duplicates are decided by product id, not by a hash: even if every row had the same 64-bit digest,
     every distinct code is imported and none is reported as a duplicate."""
     settings.IMPORTS_CHUNK_ROWS = 3
+    settings.IMPORTS_READ_AHEAD = False  # the patch below reaches this process only
     real = services.product_coercer
 
     def colliding(positions):
@@ -125,3 +126,35 @@ def test_the_child_reader_reports_a_damaged_sheet_as_the_import_error(api, setti
     job = Job.objects.get(pk=log.job_id)
     assert job.status == JobStatus.FAILED and "CDATA" in job.error
     assert api.get(f"/api/imports/{log.pk}").data["status"] == "failed"
+
+
+def test_the_fast_row_validation_agrees_with_the_general_one():
+    """product_coercer (in-process dicts and the reader process's flat tuples) gives the same values,
+    problems and digests as coerce_row, on awkward prices, texts, stocks and barcodes."""
+    import random
+
+    from imports.columns import PRODUCT_COLUMNS, coerce_row, product_coercer, row_digest
+
+    positions = {"code": 0, "name": 1, "brand": 2, "category": 3, "description": 4, "price": 5, "stock": 6,
+                 "barcode": 7}
+    fast, flat = product_coercer(positions), product_coercer(positions, flat=True)
+    rnd = random.Random(7)
+    prices = [0.0, -0.0, 0.1, 0.125, 0.135, 1.005, 2.675, 12.0, 12.5, 9999999999.99, 9999999999.994,
+              9999999999.995, 1e10, 1e16, 1e-7, 5e-3, 123.456, 0, 5, 9999999999, 10000000000, -1, -0.01,
+              float("nan"), float("inf"), True, "12.30", " 7 ", "1,5", None, ""]
+    prices += [round(rnd.uniform(0, 3000), rnd.choice([0, 1, 2, 3])) for _ in range(300)]
+    texts = ["a", "  padded  ", "tab\there", "new\nline", "ctl\x01", "sep\u2028", "é漢字", "", None, 12, 1.5, True]
+    order = ("code", "name", "brand", "category", "description", "price", "stock", "barcode")
+    for price in prices:
+        for text in rnd.sample(texts, 3):
+            for stock in (3, 3.0, -1, "4", None):
+                for ean in (None, 4000000000001, 123, " 4000000000001 ", -4000000000001, 4000000000001.0):
+                    row = ["SKU-1", "name" if text is None else text, "Brand", text, "desc", price, stock, ean]
+                    clean, problems = coerce_row(row, positions, PRODUCT_COLUMNS)
+                    clean_fast, problems_fast, digest_fast = fast(row)
+                    values_flat, problems_flat, digest_flat = flat(row)
+                    assert list(problems) == list(problems_fast) == list(problems_flat), row
+                    if not problems:
+                        assert clean_fast == clean and str(clean_fast["price"]) == str(clean["price"]), row
+                        assert digest_fast == digest_flat == row_digest(clean), row
+                        assert values_flat == tuple(str(clean[k]) if k == "price" else clean[k] for k in order)

@@ -194,6 +194,7 @@ def test_oversize_file_and_missing_field(api, settings):
 
 def test_a_chunk_the_database_rejects_is_redone_row_by_row(api, settings, monkeypatch):
     settings.IMPORTS_CHUNK_ROWS = 10
+    settings.IMPORTS_READ_AHEAD = False  # the patch below reaches this process only
     real = services.product_coercer
 
     def let_a_negative_price_through(positions):
