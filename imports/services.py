@@ -341,16 +341,13 @@ def _chunks(table, last_row, header_row, coerce, chunk_rows):
         yield chunk
 
 
-READ_AHEAD_MIN_ROWS = 50_000
-
-
 def _read_in_child(rows_left):
     """Read and validate in a child process (imports/readahead.py)? By default for files with at least
-    READ_AHEAD_MIN_ROWS rows left to read (starting the child costs ~0.1 s); the setting
+    IMPORTS_READ_AHEAD_MIN_ROWS rows left to read (starting the child costs ~0.1 s); the setting
     IMPORTS_READ_AHEAD (True/False) overrides."""
-    wanted = getattr(settings, "IMPORTS_READ_AHEAD", None)
+    wanted = settings.IMPORTS_READ_AHEAD
     if wanted is None:
-        return (rows_left or 0) >= getattr(settings, "IMPORTS_READ_AHEAD_MIN_ROWS", READ_AHEAD_MIN_ROWS)
+        return (rows_left or 0) >= settings.IMPORTS_READ_AHEAD_MIN_ROWS
     return bool(wanted)
 
 

@@ -293,7 +293,7 @@ ANALYSIS_RESULT_MAX_ITEMS = env_int("ANALYSIS_RESULT_MAX_ITEMS", 5000)  # items 
 ANALYSIS_RESULT_MAX_KEYWORDS = env_int("ANALYSIS_RESULT_MAX_KEYWORDS", 1000)
 
 # --- imports ---
-# Product and dealer imports (imports app, seed 004). README.imports.md describes each variable.
+# Product and dealer imports (imports app, seed 004). docs/imports.md describes each variable.
 IMPORTS_MAX_UPLOAD_BYTES = env_int("IMPORTS_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
 IMPORTS_CHUNK_ROWS = env_int("IMPORTS_CHUNK_ROWS", 10_000)
 IMPORTS_DEALERS_MAX_ROWS = env_int("IMPORTS_DEALERS_MAX_ROWS", 5_000)
@@ -302,3 +302,8 @@ IMPORTS_ZIP_MAX_TOTAL_BYTES = env_int("IMPORTS_ZIP_MAX_TOTAL_BYTES", 2 * 1024 * 
 IMPORTS_ZIP_MAX_RATIO = env_int("IMPORTS_ZIP_MAX_RATIO", 100)
 IMPORTS_JOB_CONCURRENCY = env_int("IMPORTS_JOB_CONCURRENCY", 2)
 IMPORTS_JOB_MAX_ATTEMPTS = env_int("IMPORTS_JOB_MAX_ATTEMPTS", 3)
+# Big xlsx files are read and validated in a child process while the job writes the previous chunk.
+# Unset or "auto": for files with at least IMPORTS_READ_AHEAD_MIN_ROWS rows left; true/false forces it.
+IMPORTS_READ_AHEAD = (None if os.environ.get("IMPORTS_READ_AHEAD", "auto") in ("", "auto")
+                      else env_bool("IMPORTS_READ_AHEAD"))
+IMPORTS_READ_AHEAD_MIN_ROWS = env_int("IMPORTS_READ_AHEAD_MIN_ROWS", 50_000)
