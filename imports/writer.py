@@ -14,7 +14,7 @@ from array import array
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import connection
+from django.db import IntegrityError, connection
 
 from .columns import row_digest
 
@@ -73,6 +73,13 @@ class ChunkResult:
     unchanged: int = 0
     problems: list = field(default_factory=list)  # (row_number, column, value, message)
     seen: list = field(default_factory=list)  # (product id, row number) of every row written or unchanged
+
+
+def _vanished(count):
+    """Products deleted since this chunk's first SELECT: their history must not be written (the history
+    tables have no database foreign keys). The caller redoes the chunk row by row, which imports those
+    rows as new products."""
+    return IntegrityError(f"{count} of the chunk's products were deleted while it was written")
 
 
 def duplicate_message(code, first_row):
@@ -173,6 +180,35 @@ class ProductWriter:
                 [self.now_db, *part],
             )
 
+    def _insert_new_postgres(self, cursor, new):
+        """New products and their first price and stock records in one statement, fed by a COPY into a
+        temporary table: the history rows never travel from Python, and the ids come back with the codes."""
+        # A temporary table: no WAL, no index, private to this connection (and gone with it).
+        cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS imports_product_staging "
+                       "(ord integer, code text, name text, brand text, category text, description text, "
+                       "barcode text, price numeric(12, 2), stock bigint, row_hash bigint)")
+        cursor.execute("TRUNCATE imports_product_staging")
+        now = self.now_db
+        with connection.wrap_database_errors:
+            with cursor.cursor.copy("COPY imports_product_staging FROM STDIN") as copy:
+                for ord_, (number, c, digest) in enumerate(new):
+                    copy.write_row((ord_, c["code"], c["name"], c["brand"], c["category"], c["description"],
+                                    c["barcode"], c["price"], c["stock"], digest))
+        cursor.execute(
+            "WITH new AS ("
+            " INSERT INTO imports_product (code, name, brand, category, description, barcode, price, stock, "
+            "  row_hash, created_at, updated_at)"
+            " SELECT code, name, brand, category, description, barcode, price, stock, row_hash, %s, %s"
+            " FROM imports_product_staging ORDER BY ord RETURNING id, code, price, stock),"
+            " prices AS (INSERT INTO imports_pricerecord (product_id, price, valid_from, import_log_id)"
+            "  SELECT id, price, %s, %s FROM new),"
+            " stocks AS (INSERT INTO imports_stockrecord (product_id, quantity, valid_from, import_log_id)"
+            "  SELECT id, stock, %s, %s FROM new)"
+            " SELECT code, id FROM new",
+            [now, now, now, self.import_id, now, self.import_id])
+        by_code = dict(cursor.fetchall())
+        return [by_code[c["code"]] for _, c, _ in new]
+
     # -- the chunk -----------------------------------------------------------------------------------
     def write(self, rows) -> ChunkResult:
         """rows: [(row_number, clean dict[, digest])] already validated, in file order. Call inside a
@@ -220,21 +256,16 @@ class ProductWriter:
                 old = {pk: (_decimal(price), stock) for pk, price, stock in self._select_in(
                     cursor, "SELECT id, price, stock FROM imports_product WHERE {where}", "id",
                     [row[0] for row in changed])}
+                if len(old) != len(changed):
+                    raise _vanished(len(changed) - len(old))
                 changed = [(pk, number, clean, digest, *old[pk]) for pk, number, clean, digest in changed]
 
             now = self.now_db
+            import_id = self.import_id
+            price_rows, stock_rows = [], []
             if self.vendor == "postgresql" and new:
-                # The sequence gives ids one nextval() at a time (~5 µs each); COPY and one SELECT back is
-                # cheaper. (SQLite: ids are taken up front, under the transaction's write lock.)
-                self._insert(cursor, "imports_product", PRODUCT_COLUMNS[1:], [
-                    (c["code"], c["name"], c["brand"], c["category"], c["description"], c["barcode"], c["price"],
-                     c["stock"], digest, now, now)
-                    for number, c, digest in new
-                ])
-                by_code = dict((code, pk) for pk, code in self._select_in(
-                    cursor, "SELECT id, code FROM imports_product WHERE {where}", "code",
-                    [c["code"] for _, c, _ in new]))
-                new_ids = [by_code[c["code"]] for _, c, _ in new]
+                # The server writes their first price and stock records in the same statement.
+                new_ids = self._insert_new_postgres(cursor, new)
             else:
                 new_ids = self._new_ids(cursor, len(new))
                 self._insert(cursor, "imports_product", PRODUCT_COLUMNS, [
@@ -242,6 +273,10 @@ class ProductWriter:
                      c["price"], c["stock"], digest, now, now)
                     for pk, (number, c, digest) in zip(new_ids, new)
                 ])
+                for pk, (number, c, _) in zip(new_ids, new):
+                    price_rows.append((pk, c["price"], now, import_id))
+                    stock_rows.append((pk, c["stock"], now, import_id))
+            seen.extend((pk, number) for pk, (number, _, _) in zip(new_ids, new))
             if changed:
                 cursor.executemany(
                     "UPDATE imports_product SET name = %s, brand = %s, category = %s, description = %s, "
@@ -250,14 +285,10 @@ class ProductWriter:
                       c["stock"], digest, now, pk)
                      for pk, number, c, digest, _, _ in changed],
                 )
+                if cursor.rowcount != len(changed):
+                    raise _vanished(len(changed) - cursor.rowcount)
 
-            price_rows, stock_rows = [], []
             price_closed, stock_closed = [], []
-            import_id = self.import_id
-            for pk, (number, clean, _) in zip(new_ids, new):
-                price_rows.append((pk, clean["price"], now, import_id))
-                stock_rows.append((pk, clean["stock"], now, import_id))
-                seen.append((pk, number))
             for pk, _, clean, _, old_price, old_stock in changed:
                 if clean["price"] != old_price:
                     price_closed.append(pk)

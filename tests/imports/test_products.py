@@ -105,6 +105,57 @@ def test_a_changed_price_closes_the_old_record_and_opens_a_new_one(api):
     assert PriceRecord.objects.filter(import_log=later).count() == 1
 
 
+def test_history_keeps_its_integrity_without_database_foreign_keys(api, settings):
+    settings.IMPORTS_CHUNK_ROWS = 4
+    import_file(api, files.xlsx_bytes(files.product_rows(10)))
+    changed = files.product_rows(12, price=50)  # every price changes, two products are new
+    import_file(api, files.xlsx_bytes(changed))
+    first, second = ImportLog.objects.order_by("id")
+    products = Product.objects.values("id")
+    for model in (PriceRecord, StockRecord):
+        assert not model.objects.exclude(product_id__in=products).exists()
+        open_records = model.objects.filter(valid_to__isnull=True)
+        assert open_records.count() == 12 and open_records.values("product").distinct().count() == 12
+    assert PriceRecord.objects.filter(import_log=first).count() == 10
+    assert PriceRecord.objects.filter(import_log=second).count() == 12
+    assert StockRecord.objects.filter(import_log=second).count() == 2  # stock changed only for the new ones
+
+    product = Product.objects.get(code="SKU-00003")
+    product.delete()  # Django cascades: no database constraint does it for us
+    assert not PriceRecord.objects.filter(product_id=product.pk).exists()
+    assert not StockRecord.objects.filter(product_id=product.pk).exists()
+    first.delete()
+    assert PriceRecord.objects.filter(import_log__isnull=True).count() == 9
+    assert StockRecord.objects.filter(import_log__isnull=True).count() == 9
+
+
+@pytest.mark.parametrize("after", ["SELECT id, code, row_hash", "SELECT id, price, stock"])
+def test_a_product_deleted_while_its_chunk_is_written_gets_no_orphan_history(api, settings, monkeypatch, after):
+    settings.IMPORTS_CHUNK_ROWS = 10
+    settings.IMPORTS_READ_AHEAD = False  # the patch below reaches this process only
+    import_file(api, files.xlsx_bytes(files.product_rows(5)))
+    real_select = ProductWriter._select_in
+    deleted = []
+
+    def select_then_delete(self, cursor, sql, column, values):
+        rows = list(real_select(self, cursor, sql, column, values))
+        if not deleted and sql.startswith(after):
+            # Between the chunk's SELECTs and its UPDATE the product goes (here in the same transaction,
+            # so the chunk's savepoint brings it back before the row-by-row pass).
+            pk = Product.objects.get(code="SKU-00002").pk
+            cursor.execute("DELETE FROM imports_product WHERE id = %s", [pk])
+            deleted.append(pk)
+        return iter(rows)
+
+    monkeypatch.setattr(ProductWriter, "_select_in", select_then_delete)
+    status = import_file(api, files.xlsx_bytes(files.product_rows(5, price=70)))
+    assert deleted
+    assert status["status"] == "completed" and status["results"]["updated_count"] == 5
+    assert any("row by row" in e.message for e in Job.objects.order_by("-created_at").first().events.all())
+    assert not PriceRecord.objects.exclude(product_id__in=Product.objects.values("id")).exists()
+    assert PriceRecord.objects.filter(valid_to__isnull=True, price=70).count() == 5
+
+
 def test_bad_rows_and_duplicate_codes_are_rejected_and_reported(api, settings):
     settings.IMPORTS_CHUNK_ROWS = 3  # the duplicates fall in different chunks too
     rows = files.product_rows(6)
