@@ -9,10 +9,12 @@ The file is generated once by bench/make_products_xlsx.py under var/ (shared str
 --strings inline). Each run starts from an empty database, so the first import creates every product
 and its price and stock records, and the second finds every row unchanged.
 
-Reports for each import: seconds from the upload call to COMPLETED, rows per second, and peak RSS of the
-process that ran the job: in `direct` mode this process (ru_maxrss: it also did the upload check), in
-`cluster` mode the largest VmHWM among the qcluster's processes; and separately the reader child the job
-starts for large files (imports/readahead.py), as it reports its own VmHWM in a job event.
+Reports for each import: seconds from the upload call to COMPLETED, and to the moment the product search
+has caught up (the refresh job the import queues as it ends; in `direct` mode also run in this process),
+rows per second, and peak RSS of the process that ran the job: in `direct` mode this process (ru_maxrss:
+it also did the upload check), in `cluster` mode the largest VmHWM among the qcluster's processes; and
+separately the reader child the job starts for large files (imports/readahead.py), as it reports its own
+VmHWM in a job event.
 The load average before each import is printed too: the machine is shared, so run it several times.
 """
 
@@ -118,10 +120,20 @@ def run_import(path, user, mode, cluster=None):
             break
         time.sleep(0.2)
     elapsed = time.monotonic() - started
+    # Then the product search catches up, by the refresh job the import queued as it ended.
+    from queueapp.engine import Job, JobStatus
+
+    while True:
+        if mode == "direct":
+            for job in Job.objects.filter(kind=services.SEARCH_REFRESH_KIND, status=JobStatus.QUEUED):
+                runner.run_job(job.pk)
+        import_log.refresh_from_db()
+        if import_log.search_indexed_at is not None:
+            break
+        time.sleep(0.2)
+    search_elapsed = time.monotonic() - started
     # The reader child reports its own VmHWM as a job event (ru_maxrss of children would count this
     # process's memory at the fork).
-    from queueapp.engine import Job
-
     child_peak = None
     for event in Job.objects.get(pk=import_log.job_id).events.all():
         if event.message.startswith("The reader process peaked at "):
@@ -130,7 +142,7 @@ def run_import(path, user, mode, cluster=None):
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, child_peak)
     else:
         peak = (max(peak, cluster_peak_rss_mb(cluster.pid)), child_peak)
-    return import_log, accepted, elapsed, peak
+    return import_log, accepted, elapsed, search_elapsed, peak
 
 
 def main():
@@ -155,7 +167,8 @@ def main():
         rounds = ["first import", "re-import of the same file"][: 1 if args.no_reimport else 2]
         for label in rounds:
             load = os.getloadavg()[0]
-            import_log, accepted, elapsed, (peak, child_peak) = run_import(path, user, args.mode, cluster)
+            import_log, accepted, elapsed, search_elapsed, (peak, child_peak) = run_import(
+                path, user, args.mode, cluster)
             rate = import_log.processed_rows / elapsed if elapsed else 0
             memory = (f"peak RSS {peak:.0f} MB" if args.mode == "direct"
                       else f"peak RSS {peak:.0f} MB (largest qcluster process)")
@@ -165,6 +178,8 @@ def main():
                   f"created {import_log.created_count}, updated {import_log.updated_count}, "
                   f"unchanged {import_log.unchanged_count}, errors {import_log.error_count}"
                   + (f"; error: {import_log.error}" if import_log.error else ""))
+            print(f"  product search current {search_elapsed:.1f} s after the upload "
+                  f"({search_elapsed - elapsed:.1f} s after {import_log.import_status})")
     finally:
         if cluster is not None:
             os.killpg(cluster.pid, signal.SIGKILL)

@@ -43,7 +43,7 @@ class ImportLogAdmin(admin.ModelAdmin):
     readonly_fields = ["type", "file_name", "file_format", "file_size", "sha256", "file", "uploaded_by",
                        "job_link", "import_status", "total_rows", "processed_rows", "created_count",
                        "updated_count", "unchanged_count", "error_count", "warnings", "started_at",
-                       "completed_at", "error", "errors_csv", "created_at", "updated_at"]
+                       "completed_at", "search_indexed_at", "error", "errors_csv", "created_at", "updated_at"]
     exclude = ["job"]
 
     def has_add_permission(self, request):

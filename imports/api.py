@@ -43,12 +43,16 @@ class ImportStatusSerializer(serializers.ModelSerializer):
     errors_url = serializers.SerializerMethodField()
     retry_url = serializers.SerializerMethodField()
     job = serializers.SerializerMethodField()
+    search_index = serializers.SerializerMethodField(
+        help_text="Product imports: whether the product search has caught up with this import (it is "
+                  "updated by a job of its own once the import ends): waiting (the import runs), updating, "
+                  "or current, with the time it caught up. Null for dealer imports.")
 
     class Meta:
         model = ImportLog
         fields = ["import_id", "job_id", "type", "status", "import_status", "file_name", "file_format",
                   "file_size", "sha256", "uploaded_by", "progress", "created_at", "started_at", "completed_at",
-                  "results", "error", "warnings", "status_url", "errors_url", "retry_url", "job"]
+                  "results", "error", "warnings", "search_index", "status_url", "errors_url", "retry_url", "job"]
 
     def get_status(self, log) -> str:
         return log.import_status.lower()
@@ -70,6 +74,17 @@ class ImportStatusSerializer(serializers.ModelSerializer):
             "created_count": log.created_count, "updated_count": log.updated_count,
             "unchanged_count": log.unchanged_count, "error_count": log.error_count,
         }
+
+    def get_search_index(self, log) -> dict | None:
+        if log.type != ImportLog.Type.PRODUCTS:
+            return None
+        if log.search_indexed_at is not None:
+            state = "current"
+        elif log.import_status in (ImportLog.Status.COMPLETED, ImportLog.Status.FAILED):
+            state = "updating"
+        else:
+            state = "waiting"
+        return {"status": state, "indexed_at": log.search_indexed_at}
 
     def _url(self, name, log):
         return reverse(name, args=[log.pk], request=self.context.get("request"))

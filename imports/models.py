@@ -40,6 +40,10 @@ class ImportLog(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # The product search is brought up to date by a job of its own once the import ends (imports.search).
+    search_indexed_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the product search caught up with this import; empty until then.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

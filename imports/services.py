@@ -19,16 +19,19 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from queueapp.engine import Job, JobStatus, NotAllowed, PermanentError, job_finished, retry, submit
+from queueapp.models import ACTIVE_STATUSES
 
 from .columns import DEALER_COLUMNS, PRODUCT_COLUMNS, coerce_row, match_header, product_coercer, text
 from .models import Dealer, ImportLog, ImportRowError
 from .readers import format_of, open_table
+from .search import count_to_refresh, refresh_batch
 from .writer import ProductWriter, row_digest
 from .xlsx import XlsxError, ZipLimits
 
 log = logging.getLogger("imports")
 
 PRODUCT_JOB_KIND = "imports.products"
+SEARCH_REFRESH_KIND = "imports.search_refresh"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 MAX_STORED_VALUE = 500
 
@@ -249,7 +252,7 @@ def run_product_import(ctx):
     now = timezone.now()
     ImportLog.objects.filter(pk=import_log.pk).update(
         import_status=ImportLog.Status.PROCESSING, started_at=import_log.started_at or now, error="",
-        completed_at=None)
+        completed_at=None, search_indexed_at=None)
     if not import_log.file or not default_storage.exists(import_log.file.name):
         raise PermanentError("The uploaded file is no longer stored on the server; upload it again.")
     try:
@@ -319,7 +322,8 @@ def run_product_import(ctx):
             completed_at=timezone.now(), error="")
         ctx.save_checkpoint({"finished": True, "last_row": checkpoint.get("last_row", 0),
                              "total": counts["processed"]})
-    import_log.refresh_from_db()
+        import_log.refresh_from_db()
+        request_search_refresh(import_log)  # with the COMPLETED status, so a crash cannot lose it
     ctx.event(f"Imported {import_log.file_name}: {import_log.created_count} created, "
               f"{import_log.updated_count} updated, {import_log.unchanged_count} unchanged, "
               f"{import_log.error_count} rejected")
@@ -470,7 +474,64 @@ def _on_job_finished(sender, job, **kwargs):
         return
     import_log = ImportLog.objects.filter(job_id=job.pk).first()
     if import_log is not None:
-        sync_with_job(import_log, job)
+        import_log = sync_with_job(import_log, job)
+        # A failed or cancelled import keeps the chunks it committed: their products need indexing too.
+        request_search_refresh(import_log)
+
+
+# -- the search refresh after an import ---------------------------------------------------------------------
+def request_search_refresh(import_log):
+    """Bring the product search up to date with an import that has ended: queue the refresh job unless
+    one is already queued or running for it. Returns the job, or None when none is needed."""
+    if (import_log.type != ImportLog.Type.PRODUCTS or import_log.search_indexed_at is not None
+            or import_log.started_at is None
+            or import_log.import_status not in (ImportLog.Status.COMPLETED, ImportLog.Status.FAILED)):
+        return None
+    if not import_log.processed_rows:  # it ended before committing a chunk: nothing to index
+        ImportLog.objects.filter(pk=import_log.pk, search_indexed_at__isnull=True).update(
+            search_indexed_at=timezone.now())
+        return None
+    if Job.objects.filter(kind=SEARCH_REFRESH_KIND, params__import_id=import_log.pk,
+                          status__in=ACTIVE_STATUSES).exists():
+        return None
+    return submit(SEARCH_REFRESH_KIND, {"import_id": import_log.pk}, owner=import_log.uploaded_by)
+
+
+def run_search_refresh(ctx):
+    """The job: index the products changed since the import started, in batches with a checkpoint."""
+    import_log = ImportLog.objects.filter(pk=ctx.params["import_id"]).first()
+    if import_log is None:
+        raise PermanentError(f"Import {ctx.params.get('import_id')} no longer exists.")
+    if import_log.started_at is None:
+        return {"import_id": import_log.pk, "indexed": 0}
+    since = import_log.started_at  # every product this import wrote has updated_at >= its start
+    checkpoint = ctx.checkpoint or {}
+    after_id, indexed = checkpoint.get("after_id", 0), checkpoint.get("indexed", 0)
+    total = checkpoint.get("total")
+    if total is None:
+        total = count_to_refresh(since)
+    message = f"Updating the product search after {import_log.file_name}"
+    ctx.progress(indexed, total=total, message=message)
+    while True:
+        with transaction.atomic():
+            count, last_id = refresh_batch(since, after_id, settings.IMPORTS_SEARCH_REFRESH_BATCH)
+            if not count:
+                break
+            after_id, indexed = last_id, indexed + count
+            ctx.save_checkpoint({"after_id": after_id, "indexed": indexed, "total": total})
+        ctx.progress(indexed, total=max(total, indexed), message=message)
+    # Not while the import runs again (a retry): its next end queues another refresh.
+    ImportLog.objects.filter(pk=import_log.pk, import_status__in=(
+        ImportLog.Status.COMPLETED, ImportLog.Status.FAILED)).update(search_indexed_at=timezone.now())
+    return {"import_id": import_log.pk, "indexed": indexed}
+
+
+def queue_missing_search_refreshes():
+    """Imports that ended without a refresh queued (their worker was lost between the two): queue it."""
+    waiting = ImportLog.objects.filter(
+        type=ImportLog.Type.PRODUCTS, search_indexed_at__isnull=True, started_at__isnull=False,
+        import_status__in=(ImportLog.Status.COMPLETED, ImportLog.Status.FAILED))
+    return sum(1 for import_log in waiting if request_search_refresh(import_log) is not None)
 
 
 def retry_import(import_log):

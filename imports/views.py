@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.urls import reverse
 
+from queueapp.engine import Job
 from queueapp.views import ERRORS_PER_PAGE, job_page_section, paged
 
 from . import services
@@ -29,8 +30,11 @@ def import_section(request, job):
     if log is None:
         return None
     log = services.sync_with_job(log, job)
+    search_job = (Job.objects.filter(kind=services.SEARCH_REFRESH_KIND, params__import_id=log.pk)
+                  .order_by("-created_at").only("id").first())
     return {
         "import_log": log,
+        "search_job_url": reverse("pages:job", args=[search_job.pk]) if search_job else None,
         "row_errors": paged(request, log.row_errors.order_by("row_number", "id"), ERRORS_PER_PAGE, "rows"),
         "errors_csv_url": reverse("import-errors", args=[log.pk]),
         # The import's own retry also reopens its ImportLog; it always resumes (no "from the start").

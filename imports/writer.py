@@ -1,14 +1,16 @@
-"""Writing one chunk of product rows: products, price and stock history, search index, in plain SQL.
+"""Writing one chunk of product rows: products and their price and stock history, in plain SQL.
 
 Why not the ORM: bulk_update runs at ~600 rows/s and bulk_create(update_conflicts) at ~20k rows/s here;
 executemany (SQLite) and COPY (PostgreSQL) are several times faster, and a chunk is a handful of
 statements. The caller wraps a chunk in one transaction together with its checkpoint.
 
 Per chunk: one SELECT finds the existing products by code; each row is then new, changed (its digest
-differs), unchanged (same digest: nothing is written, no history, no index entry touched) or a duplicate
-of an earlier row of the same import. Earlier rows are remembered in memory by product id (`SeenProducts`:
+differs), unchanged (same digest: nothing is written, no history) or a duplicate of an earlier row of
+the same import. Earlier rows are remembered in memory by product id (`SeenProducts`:
 exact, a few MB for 700k products), rebuilt from the file when a job resumes; nothing is written to the
-product to remember it, so a re-import of an unchanged file writes no product row at all."""
+product to remember it, so a re-import of an unchanged file writes no product row at all.
+
+The search index is not written here: imports/search.py refreshes it once the import has ended."""
 
 from array import array
 from dataclasses import dataclass, field
@@ -302,15 +304,6 @@ class ProductWriter:
                          price_rows)
             self._insert(cursor, "imports_stockrecord", ("product_id", "quantity", "valid_from", "import_log_id"),
                          stock_rows)
-
-            if self.vendor == "sqlite":
-                from .search import sqlite_index_rows
-
-                sqlite_index_rows(
-                    cursor,
-                    [(pk, c["code"], c["name"], c["brand"]) for pk, (_, c, _) in zip(new_ids, new)],
-                    [(pk, c["code"], c["name"], c["brand"]) for pk, _, c, _, _, _ in changed],
-                )
 
         result.created = len(new)
         result.updated = len(changed)

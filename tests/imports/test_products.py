@@ -7,6 +7,7 @@ import io
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import TestCase
 
 from imports import services
 from imports.models import ImportLog, ImportRowError, PriceRecord, Product, StockRecord
@@ -22,17 +23,26 @@ def start(api, data, name="products.xlsx"):
     return api.post("/api/imports/products", {"file": files.upload(data, name)}, format="multipart")
 
 
-def run(import_id):
+def run(import_id, search=True):
+    """Run the import's job here, then (unless search=False) the search refresh it queued."""
     log = ImportLog.objects.get(pk=import_id)
     Job.objects.filter(pk=log.job_id, status=JobStatus.WAITING).update(status=JobStatus.QUEUED, run_after=None)
-    runner.run_job(log.job_id)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # job_finished is sent on commit
+        runner.run_job(log.job_id)
+    if search:
+        refresh_search()
     return log
 
 
-def import_file(api, data, name="products.xlsx"):
+def refresh_search():
+    for job in Job.objects.filter(kind=services.SEARCH_REFRESH_KIND, status=JobStatus.QUEUED):
+        runner.run_job(job.pk)
+
+
+def import_file(api, data, name="products.xlsx", search=True):
     response = start(api, data, name)
     assert response.status_code == 202, response.data
-    run(response.data["import_id"])
+    run(response.data["import_id"], search=search)
     return api.get(f"/api/imports/{response.data['import_id']}").data
 
 
@@ -151,7 +161,7 @@ def test_a_product_deleted_while_its_chunk_is_written_gets_no_orphan_history(api
     status = import_file(api, files.xlsx_bytes(files.product_rows(5, price=70)))
     assert deleted
     assert status["status"] == "completed" and status["results"]["updated_count"] == 5
-    assert any("row by row" in e.message for e in Job.objects.order_by("-created_at").first().events.all())
+    assert any("row by row" in e.message for e in ImportLog.objects.get(pk=status["import_id"]).job.events.all())
     assert not PriceRecord.objects.exclude(product_id__in=Product.objects.values("id")).exists()
     assert PriceRecord.objects.filter(valid_to__isnull=True, price=70).count() == 5
 
@@ -266,7 +276,7 @@ def test_a_chunk_the_database_rejects_is_redone_row_by_row(api, settings, monkey
     error = ImportRowError.objects.get()
     assert error.row_number == 6 and "database rejected" in error.message
     assert Product.objects.count() == 19 and PriceRecord.objects.count() == 19
-    job = Job.objects.get()
+    job = Job.objects.get(kind=services.PRODUCT_JOB_KIND)
     assert any("row by row" in e.message for e in job.events.all())
 
 
@@ -284,11 +294,17 @@ def test_a_failed_import_is_retried_from_the_api_and_resumes(api, settings, monk
     monkeypatch.setattr(ProductWriter, "write", fail_on_third_chunk)
     response = start(api, files.xlsx_bytes(files.product_rows(45)))
     import_id = response.data["import_id"]
-    run(import_id)
+    run(import_id, search=False)
     failed = api.get(f"/api/imports/{import_id}").data
     assert failed["status"] == "failed" and failed["error"] == "Database connection failed"
     assert failed["progress"]["current"] == 20 and failed["completed_at"]
     assert Product.objects.count() == 20
+    # The chunks it committed are searchable once the refresh its failure queued has run.
+    assert failed["search_index"]["status"] == "updating"
+    refresh_search()
+    assert api.get(f"/api/imports/{import_id}").data["search_index"]["status"] == "current"
+    found = api.get("/api/products/", {"search": "product 19"}).data["results"]
+    assert [p["code"] for p in found] == ["SKU-00019"]
 
     monkeypatch.setattr(ProductWriter, "write", real_write)
     retried = api.post(f"/api/imports/{import_id}/retry")
@@ -298,7 +314,9 @@ def test_a_failed_import_is_retried_from_the_api_and_resumes(api, settings, monk
     assert done["status"] == "completed"
     assert done["results"]["created_count"] == 45 and done["results"]["total_rows"] == 45
     assert Product.objects.count() == 45 and PriceRecord.objects.count() == 45
-    assert any("Resuming after row 21" in e.message for e in Job.objects.get().events.all())
+    assert any("Resuming after row 21" in e.message for e in Job.objects.get(kind=services.PRODUCT_JOB_KIND).events.all())
+    assert done["search_index"]["status"] == "current"
+    assert [p["code"] for p in api.get("/api/products/", {"search": "product 44"}).data["results"]] == ["SKU-00044"]
     again = api.post(f"/api/imports/{import_id}/retry")
     assert again.status_code == 409 and "Only failed imports" in again.data["detail"]
 
@@ -341,8 +359,17 @@ def test_cancelled_or_lost_jobs_show_as_failed(api, django_capture_on_commit_cal
 def test_search_finds_imported_products_by_code_name_and_brand(api):
     rows = files.product_rows(5)
     rows[2][1], rows[2][2] = "Cordless Hammer Drill", "Makita"
-    import_file(api, files.xlsx_bytes(rows))
     by = lambda q: [p["code"] for p in api.get("/api/products/", {"search": q}).data["results"]]  # noqa: E731
+    status = import_file(api, files.xlsx_bytes(rows), search=False)
+    # Like the seed's sync to TypeSense: the search is updated by a job of its own once the import ends.
+    assert status["status"] == "completed" and status["search_index"] == {"status": "updating", "indexed_at": None}
+    assert by("makita") == [] and by("SKU-00004") == ["SKU-00004"]  # (an exact code needs no index)
+    refresh = Job.objects.get(kind=services.SEARCH_REFRESH_KIND)
+    assert refresh.params == {"import_id": status["import_id"]} and refresh.owner.username == "seller"
+    refresh_search()
+    status = api.get(status["status_url"]).data
+    assert status["search_index"]["status"] == "current" and status["search_index"]["indexed_at"]
+    assert Job.objects.get(pk=refresh.pk).result == {"import_id": status["import_id"], "indexed": 5}
     assert by("makita") == ["SKU-00002"]
     assert by("hammer dri") == ["SKU-00002"]
     assert by("SKU-00004") == ["SKU-00004"]
@@ -353,6 +380,48 @@ def test_search_finds_imported_products_by_code_name_and_brand(api):
     assert by("hammer") == [] and by("wrench") == ["SKU-00002"]
     detail = api.get("/api/products/SKU-00002/").data
     assert detail["name"] == "Impact Wrench" and len(detail["price_history"]) == 1
+
+
+def test_single_edits_are_searchable_at_once_and_deleted_products_leave_the_index(api):
+    import_file(api, files.xlsx_bytes(files.product_rows(3)))
+    by = lambda q: [p["code"] for p in api.get("/api/products/", {"search": q}).data["results"]]  # noqa: E731
+    product = Product.objects.get(code="SKU-00001")
+    product.name, product.brand = "Angle Grinder", "Hilti"
+    product.save()
+    assert by("grind hilt") == ["SKU-00001"] and by("product 1") == []
+    product.delete()
+    assert by("grinder") == []
+    Product.objects.create(code="NEW-1", name="Laser level", brand="Bosch", price=5, stock=1)
+    assert by("laser") == ["NEW-1"]
+
+
+def test_a_refresh_lost_with_its_worker_is_queued_again_by_the_sweep(api):
+    status = import_file(api, files.xlsx_bytes(files.product_rows(4)), search=False)
+    Job.objects.filter(kind=services.SEARCH_REFRESH_KIND).delete()  # as if never queued
+    assert services.queue_missing_search_refreshes() == 1
+    assert services.queue_missing_search_refreshes() == 0  # one is queued already
+    refresh_search()
+    assert api.get(status["status_url"]).data["search_index"]["status"] == "current"
+    assert services.queue_missing_search_refreshes() == 0
+
+
+def test_an_import_that_failed_before_writing_needs_no_refresh(api):
+    response = start(api, files.xlsx_bytes(files.product_rows(2)))
+    log = ImportLog.objects.get(pk=response.data["import_id"])
+    log.file.storage.delete(log.file.name)  # the job finds no file and fails at once
+    run(log.pk, search=False)
+    status = api.get(response.data["status_url"]).data
+    assert status["status"] == "failed" and status["search_index"]["status"] == "current"
+    assert not Job.objects.filter(kind=services.SEARCH_REFRESH_KIND).exists()
+
+
+def test_search_refresh_of_a_deleted_import_fails_with_the_reason(api):
+    status = import_file(api, files.xlsx_bytes(files.product_rows(2)), search=False)
+    ImportLog.objects.filter(pk=status["import_id"]).delete()
+    job = Job.objects.get(kind=services.SEARCH_REFRESH_KIND)
+    runner.run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and job.error == f"Import {status['import_id']} no longer exists."
 
 
 def test_other_users_cannot_see_an_import_staff_can(api, other_api, staff_api):
@@ -386,7 +455,8 @@ def test_import_products_command(tmp_path, user, monkeypatch, capsys):
     call_command("import_products", str(path), "--wait", "--user", user.username, stdout=out)
     text = out.getvalue()
     assert "100%" in text and "COMPLETED: 12 rows, 12 created" in text
-    assert ImportLog.objects.get().uploaded_by == user
+    assert text.rstrip().endswith("The product search is up to date.")
+    assert ImportLog.objects.get().uploaded_by == user and ImportLog.objects.get().search_indexed_at
 
     bad = tmp_path / "bad.xlsx"
     bad.write_bytes(b"nope")

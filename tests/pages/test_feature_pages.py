@@ -103,6 +103,12 @@ def test_import_job_page_shows_counts_and_rejected_rows_with_the_csv_link(logged
     # Retrying goes through the import's own endpoint, which also reopens the import.
     assert f'"retry_url": "/api/imports/{started.data["import_id"]}/retry"' in html
     assert '"retry_from_start": false' in html
+    # The product search follows the import with a job of its own, linked from here.
+    refresh = Job.objects.get(kind="imports.search_refresh")
+    assert f'being updated with this import\'s products (<a href="/jobs/{refresh.id}/">its job</a>)' in html
+    assert run_to_end(refresh.id).status == JobStatus.SUCCEEDED
+    assert re.search(r"Product search:\s+up to date with this import since",
+                     logged_in.get(f"/jobs/{job.id}/").content.decode())
 
 
 def test_category_fetch_job_page_lists_the_failed_categories(logged_in, api, fake_ebay):

@@ -15,7 +15,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
-        parser.add_argument("--wait", action="store_true", help="Follow the import until it ends.")
+        parser.add_argument("--wait", action="store_true",
+                            help="Follow the import until it ends and the product search has caught up.")
         parser.add_argument("--user", help="Username recorded as the uploader (default: none).")
         parser.add_argument("--interval", type=float, default=0.5, help="Seconds between progress updates.")
 
@@ -45,10 +46,16 @@ class Command(BaseCommand):
             f"{import_log.updated_count} updated, {import_log.unchanged_count} unchanged, "
             f"{import_log.error_count} rejected."
         )
-        if import_log.import_status == ImportLog.Status.FAILED:
-            raise CommandError(import_log.error or "The import failed.")
         if import_log.error_count:
             self.stdout.write(f"Rejected rows: GET /api/imports/{import_log.pk}/errors.csv")
+        if import_log.search_indexed_at is None:
+            self.stdout.write("Updating the product search...")
+            while import_log.search_indexed_at is None:
+                time.sleep(options["interval"])
+                import_log.refresh_from_db()
+        self.stdout.write("The product search is up to date.")
+        if import_log.import_status == ImportLog.Status.FAILED:
+            raise CommandError(import_log.error or "The import failed.")
 
     def follow(self, import_log, interval):
         tty = self.stdout.isatty()
