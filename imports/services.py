@@ -414,6 +414,7 @@ def _commit_chunk(ctx, import_log, writer, chunk, counts, total):
             error_count=F("error_count") + rejected,
         )
         ctx.save_checkpoint({"last_row": chunk[-1][0], "total": total})
+    writer.committed(written.created)
     counts["processed"] += len(chunk)
     counts["created"] += written.created
     counts["updated"] += written.updated

@@ -22,6 +22,7 @@ from .columns import row_digest
 
 CENT = Decimal("0.01")
 SEPARATOR = "\x01"
+ANALYZE_AFTER_ROWS = 10_000
 PRODUCT_COLUMNS = ("id", "code", "name", "brand", "category", "description", "barcode", "price", "stock",
                    "row_hash", "created_at", "updated_at")
 
@@ -104,6 +105,27 @@ class ProductWriter:
         limit = connection.features.max_query_params or 100_000
         self.batch = max(100, min(limit - 10, 30_000))
         self.seen = SeenProducts()
+        self._analyzed_rows = None  # PostgreSQL: products in the table at its last ANALYZE we know of
+        self._created_since_analyze = 0
+
+    def committed(self, created):
+        """After each chunk's commit. PostgreSQL plans the chunk's SELECT by code from the table's
+        statistics: for a table that has grown a lot since they were taken (a first import into an empty
+        catalogue) it picks a sequential scan of every product per chunk (measured over 700k new
+        products: 6 ms growing to 224 ms a chunk) instead of 10k index lookups (~25 ms). So the import
+        refreshes the statistics of the code column each time the table has doubled: ~7 times in a
+        700k-row first import, never in a re-import."""
+        if self.vendor != "postgresql" or not created:
+            return
+        with connection.cursor() as cursor:
+            if self._analyzed_rows is None:
+                cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'imports_product'::regclass")
+                self._analyzed_rows = max(0, int(cursor.fetchone()[0]))
+            self._created_since_analyze += created
+            if self._created_since_analyze >= max(ANALYZE_AFTER_ROWS, self._analyzed_rows):
+                cursor.execute("ANALYZE imports_product (code)")
+                self._analyzed_rows += self._created_since_analyze
+                self._created_since_analyze = 0
 
     def remember(self, seen):
         add = self.seen.add

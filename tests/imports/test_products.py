@@ -166,6 +166,26 @@ def test_a_product_deleted_while_its_chunk_is_written_gets_no_orphan_history(api
     assert PriceRecord.objects.filter(valid_to__isnull=True, price=70).count() == 5
 
 
+def test_postgresql_statistics_follow_a_growing_catalogue(api, settings, monkeypatch):
+    from django.db import connection
+
+    from imports import writer
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    settings.IMPORTS_CHUNK_ROWS = 10
+    monkeypatch.setattr(writer, "ANALYZE_AFTER_ROWS", 10)
+    import_file(api, files.xlsx_bytes(files.product_rows(25)))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'imports_product'::regclass")
+        # Analyzed when the table reached 10 and 20 products (each time it had doubled), not at 25.
+        assert cursor.fetchone()[0] == 20
+    import_file(api, files.xlsx_bytes(files.product_rows(25)))  # a re-import creates nothing: no ANALYZE
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'imports_product'::regclass")
+        assert cursor.fetchone()[0] == 20
+
+
 def test_bad_rows_and_duplicate_codes_are_rejected_and_reported(api, settings):
     settings.IMPORTS_CHUNK_ROWS = 3  # the duplicates fall in different chunks too
     rows = files.product_rows(6)
