@@ -1,16 +1,16 @@
-"""Reading and validating a product file in a second process, one chunk ahead of the writer.
+"""Reading and validating a product file in reader processes, ahead of the writer.
 
 Why a process: reading the sheet and validating its rows is pure Python (~15 µs a row), and so is much
 of writing on SQLite, whose sqlite3 calls give the GIL back for every row, so a reader *thread* stalls
-the writer instead of helping it (measured). A child process uses the machine's second core: while the
-job writes chunk n in its transaction, the child reads and validates chunk n+1. The child needs no Django
-and no database; it streams pickled chunks over its stdout pipe, which also paces it (it blocks when the
-job has not taken the previous chunk yet, so at most about two chunks are in flight).
+the writer instead of helping it (measured). Child processes use the machine's other cores: while the
+job writes chunk n in its transaction, they read and validate the next chunks (several readers share
+the sheet, see ChildReader). A reader needs no Django and no database; it streams pickled chunks over
+its stdout pipe, which also paces it (it blocks when the job has not taken its previous chunk yet).
 
-The parent (`ChildReader`) yields the same chunks as services._chunks: (row number, clean dict,
-problems, digest), in row order. A problem with the file is sent as a message and raised as PermanentError in the job,
-as the in-process reader does. If the job ends early (cancel, error, a killed worker) the child is killed
-or gets a broken pipe and exits."""
+The parent (`ChildReader`) yields the rows of services._chunks, (row number, clean dict, problems,
+digest), in row order, in chunks of one run of chunk-size row numbers each. A problem with the file is
+sent as a message and raised as PermanentError in the job, as the in-process reader does. If the job
+ends early (cancel, error, a killed worker) the readers are killed or exit on the broken pipe."""
 
 import gc
 import json
@@ -67,62 +67,71 @@ def _child_main():
 
     positions = spec["positions"]
     coerce = product_coercer(positions, flat=True)
-    chunk_rows = spec["chunk_rows"]
-    last = spec["start_after"]
+    span = spec["chunk_rows"]
+    first = spec["header_row"] + 1  # runs start after the header, so they match the in-process chunks
+    share = (spec["share"], spec["readers"], span, first)
     try:
         table = open_table(spec["path"], spec["format"], ZipLimits(**spec["limits"]))
     except XlsxError as exc:
-        send(("error", "file", str(exc)))
+        send(("error", 0, "file", str(exc)))
         return
+    # A chunk is the rows of one run of `span` row numbers, tagged with the run's index: the parent merges
+    # the readers' chunks by that tag. A problem is tagged with the run of the last row read past, the
+    # same in every reader for a damaged sheet, since each reads past all rows.
+    reader = table.reader
     try:
         valid, bad = [], []
         append = valid.append
-        size = 0
+        run = None
         try:
-            for number, values in table.rows(start_after=max(spec["start_after"], spec["header_row"])):
+            for number, values in table.rows(start_after=max(spec["start_after"], spec["header_row"]),
+                                             share=share):
+                if (number - first) // span != run:
+                    if valid or bad:
+                        send(("rows", run, valid, bad))
+                        valid, bad = [], []
+                        append = valid.append
+                    run = (number - first) // span
                 clean, problems, digest = coerce(values)
-                last = number
                 if problems:
                     bad.append((number, clean, problems))
                 else:
                     # Tuples of str and int, the price as text: they cross the pipe ~4x cheaper than dicts
                     # with Decimals (measured); the parent rebuilds the dicts.
                     append((number, clean, digest))
-                size += 1
-                if size >= chunk_rows:
-                    send(("rows", valid, bad))
-                    valid, bad, size = [], [], 0
-                    append = valid.append
         except XlsxError as exc:
-            send(("error", "file", str(exc)))
+            _send_rows(send, run, valid, bad)
+            send(("error", (reader.last_row - first) // span, "file", str(exc)))
             return
         except (ValueError, IndexError, UnicodeDecodeError) as exc:
-            send(("error", "damaged", f"The sheet is damaged after row {last}: {exc}. Save it again from Excel "
-                                      "or LibreOffice and upload the new copy."))
+            _send_rows(send, run, valid, bad)
+            send(("error", (reader.last_row - first) // span, "damaged",
+                  f"The sheet is damaged after row {reader.last_row}: {exc}. Save it again from Excel or "
+                  "LibreOffice and upload the new copy."))
             return
-        if size:
-            send(("rows", valid, bad))
-        send(("end", _peak_rss_mb()))
+        _send_rows(send, run, valid, bad)
+        send(("end", None, _peak_rss_mb()))
     except BrokenPipeError:  # the job stopped reading: nothing left to do
         pass
     finally:
         table.close()
 
 
-# -- the parent -------------------------------------------------------------------------------------------
-class ChildReader:
-    """Start the child for one run of an import; iterate for the chunks; close() always."""
+def _send_rows(send, run, valid, bad):
+    if valid or bad:
+        send(("rows", run, valid, bad))
 
-    def __init__(self, path, file_format, limits, start_after, header_row, positions, chunk_rows):
-        self._stderr = tempfile.TemporaryFile()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+
+# -- the parent -------------------------------------------------------------------------------------------
+class _Reader:
+    """One reader process and its pipe."""
+
+    def __init__(self, spec, env):
+        self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "imports.readahead"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._stderr, env=env, cwd=PACKAGE_ROOT, close_fds=True,
+            stderr=self.stderr, env=env, cwd=PACKAGE_ROOT, close_fds=True,
         )
-        self.peak_rss_mb = None
-        spec = {"path": str(path), "format": file_format, "limits": limits, "start_after": start_after,
-                "header_row": header_row, "positions": positions, "chunk_rows": chunk_rows}
         self.process.stdin.write(json.dumps(spec).encode() + b"\n")
         self.process.stdin.close()
 
@@ -130,22 +139,65 @@ class ChildReader:
         data = self.process.stdout.read(size)
         if len(data) != size:
             self.process.wait()
-            self._stderr.seek(0)
-            detail = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
+            self.stderr.seek(0)
+            detail = self.stderr.read().decode("utf-8", "replace").strip().splitlines()
             raise ChildFailed("died", f"The file reader process stopped (exit status {self.process.returncode})"
                                       + (f": {detail[-1]}" if detail else ""))
         return data
 
+    def message(self):
+        (size,) = HEADER.unpack(self._read(HEADER.size))
+        return pickle.loads(self._read(size))
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()
+        self.stderr.close()
+
+
+class ChildReader:
+    """Start the reader processes for one run of an import; iterate for the chunks; close() always.
+
+    With `readers` > 1 the processes share the sheet: each reads past every row but converts and
+    validates only the rows of its own runs of `chunk_rows` row numbers (reader k: runs k, k + n, ...),
+    so a re-import, bound by reading, is spread over the cores. Each chunk comes tagged with its run, and
+    this merges them back into row order."""
+
+    def __init__(self, path, file_format, limits, start_after, header_row, positions, chunk_rows, readers=1):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+        self.peak_rss_mb = None
+        self._readers = []
+        try:
+            for share in range(readers):
+                spec = {"path": str(path), "format": file_format, "limits": limits, "start_after": start_after,
+                        "header_row": header_row, "positions": positions, "chunk_rows": chunk_rows,
+                        "share": share, "readers": readers}
+                self._readers.append(_Reader(spec, env))
+        except BaseException:
+            self.close()
+            raise
+
     def __iter__(self):
+        # The next message of each reader (read only when the chunk before it has been taken, so that no
+        # chunk waits for another reader's next one); each reader's runs come in increasing order.
+        heads = [None] * len(self._readers)
         while True:
-            (size,) = HEADER.unpack(self._read(HEADER.size))
-            message = pickle.loads(self._read(size))
-            if message[0] == "end":
-                self.peak_rss_mb = message[1]
+            for k, message in enumerate(heads):
+                if message is None:
+                    heads[k] = self._readers[k].message()
+            waiting = [(message[1], message[0] == "error", k) for k, message in enumerate(heads)
+                       if message[0] != "end"]
+            if not waiting:
+                peaks = [message[2] for message in heads if message[2] is not None]
+                self.peak_rss_mb = max(peaks) if peaks else None
                 return
+            _, _, k = min(waiting)  # the earliest run; at a tie (a damaged sheet) rows before the problem
+            message, heads[k] = heads[k], None
             if message[0] == "error":
-                raise ChildFailed(message[1], message[2])
-            _, valid, bad = message
+                raise ChildFailed(message[2], message[3])
+            _, _, valid, bad = message
             chunk = [(number, {"code": code, "name": name, "brand": brand, "category": category,
                                "description": description, "price": Decimal(price), "stock": stock,
                                "barcode": barcode}, (), digest)
@@ -156,11 +208,8 @@ class ChildReader:
             yield chunk
 
     def close(self):
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self.process.stdout.close()
-        self._stderr.close()
+        for reader in self._readers:
+            reader.close()
 
 
 if __name__ == "__main__":

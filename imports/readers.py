@@ -29,8 +29,8 @@ class XlsxTable:
     def header(self):
         return self.reader.header()
 
-    def rows(self, start_after=0, stop_after=None, only=None):
-        return self.reader.rows(start_after=start_after, stop_after=stop_after, only=only)
+    def rows(self, start_after=0, stop_after=None, only=None, share=None):
+        return self.reader.rows(start_after=start_after, stop_after=stop_after, only=only, share=share)
 
     def estimated_rows(self):
         """Data rows (the header excluded): the sheet's declared dimension, else a count of row tags."""

@@ -292,7 +292,8 @@ def run_product_import(ctx):
 
             try:
                 child = ChildReader(import_log.file.path, table.format, asdict(zip_limits()), last_row,
-                                    header_row, matched.positions, chunk_rows)
+                                    header_row, matched.positions, chunk_rows,
+                                    readers=settings.IMPORTS_READER_PROCESSES)
             except OSError as exc:  # no interpreter to start here: read in this process instead
                 log.warning("import %s: reading in this process, the reader process did not start: %s",
                             import_log.pk, exc)

@@ -247,6 +247,7 @@ class XlsxReader:
 
     def __init__(self, source, limits: ZipLimits | None = None):
         self.limits = limits or ZipLimits()
+        self.last_row = 0
         try:
             self.zip = zipfile.ZipFile(source)
         except zipfile.BadZipFile:
@@ -483,18 +484,23 @@ class XlsxReader:
         count += sum(1 for m in ROW_START_RE.finditer(data) if m.start() >= len(data) - ROW_OVERLAP)
         return count
 
-    def rows(self, strings=None, start_after=0, stop_after=None, only=None):
+    def rows(self, strings=None, start_after=0, stop_after=None, only=None, share=None):
         """Yield (row_number, values) for every non-empty row, values indexed by column (A = 0).
 
         Rows numbered up to `start_after` are skipped without converting their cells (resuming); the
         rows stop after `stop_after`. With `only` (column indexes), rows of the learned layout convert
-        just those cells (the others are None): resuming re-reads only the code column.
+        just those cells (the others are None): resuming re-reads only the code column. With `share`
+        (index, count, span, first), only the rows of every count-th run of `span` row numbers from row
+        `first`, starting with run `index`, are converted: `count` processes read one sheet together
+        (imports/readahead.py).
 
         Speed: most sheets repeat one row layout (same columns, same types and styles). A regex for a
         whole row of that layout is learned from a row read the general way, and rows that match it are
         read with one match and one converter per cell; any other row takes the general path."""
         strings = self.shared_strings(lazy=True) if strings is None else strings
         dates, deltas, epoch = self.date_styles, self.timedelta_styles, self.epoch
+        share_index, share_count, span, first = share if share is not None else (0, 1, 1, 0)
+        self.last_row = start_after  # the last row read past (converted or skipped): where a problem lies
         buffer = b""
         row_number = 0
         in_data = False
@@ -528,12 +534,15 @@ class XlsxReader:
                     if match is not None:
                         position = match.end()
                         row_number = int(match.group(1))
-                        if row_number > start_after:
+                        if row_number > start_after and ((row_number - first) // span) % share_count == share_index:
                             if stop_after is not None and row_number > stop_after:
                                 return
                             values = template.values(match) if only is None else template.some(match, only)
+                            self.last_row = row_number
                             if values:
                                 yield row_number, values
+                        else:
+                            self.last_row = row_number
                         continue
                 start = ROW_RE.search(buffer, position, cut)
                 if start is None:
@@ -554,11 +563,13 @@ class XlsxReader:
                         template = learned
                     else:
                         misses += 1
-                if row_number <= start_after:
+                if row_number <= start_after or ((row_number - first) // span) % share_count != share_index:
+                    self.last_row = row_number
                     continue
                 if stop_after is not None and row_number > stop_after:
                     return
                 values = _row_values(buffer, start.end(), content_end, strings, dates, deltas, epoch)
+                self.last_row = row_number
                 if values:
                     yield row_number, values
             buffer = buffer[position:]

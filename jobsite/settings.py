@@ -307,5 +307,7 @@ IMPORTS_JOB_MAX_ATTEMPTS = env_int("IMPORTS_JOB_MAX_ATTEMPTS", 3)
 IMPORTS_READ_AHEAD = (None if os.environ.get("IMPORTS_READ_AHEAD", "auto") in ("", "auto")
                       else env_bool("IMPORTS_READ_AHEAD"))
 IMPORTS_READ_AHEAD_MIN_ROWS = env_int("IMPORTS_READ_AHEAD_MIN_ROWS", 50_000)
+# How many reader processes share such a file (each converts every n-th run of chunk rows).
+IMPORTS_READER_PROCESSES = max(1, env_int("IMPORTS_READER_PROCESSES", 2))
 # The product search is brought up to date after each import, this many products per transaction.
 IMPORTS_SEARCH_REFRESH_BATCH = env_int("IMPORTS_SEARCH_REFRESH_BATCH", 50_000)

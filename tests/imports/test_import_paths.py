@@ -128,6 +128,68 @@ def test_the_child_reader_reports_a_damaged_sheet_as_the_import_error(api, setti
     assert api.get(f"/api/imports/{log.pk}").data["status"] == "failed"
 
 
+@pytest.mark.parametrize("readers", [1, 2, 3])
+def test_reader_processes_deliver_the_chunks_of_the_in_process_reader(tmp_path, readers):
+    from dataclasses import asdict
+
+    from imports.readahead import ChildReader
+    from imports.readers import open_table
+
+    rows = files.product_rows(50)
+    rows[7][5] = "abc"  # a bad row travels with its problems
+    path = tmp_path / "products.xlsx"
+    path.write_bytes(files.with_shared_strings(files.xlsx_bytes(rows))[0])
+    table = open_table(path, "xlsx", services.zip_limits())
+    header_row, header = table.header()
+    positions = columns.match_header(header, columns.PRODUCT_COLUMNS).positions
+    expected = list(services._chunks(table, 12, header_row, columns.product_coercer(positions), 7))
+    table.close()
+    child = ChildReader(path, "xlsx", asdict(services.zip_limits()), 12, header_row, positions, 7,
+                        readers=readers)
+    try:
+        got = list(child)
+    finally:
+        child.close()
+
+    def comparable(chunks):
+        return [(number, clean, list(problems), digest if not problems else None)
+                for chunk in chunks for number, clean, problems, digest in chunk]
+
+    assert comparable(got) == comparable(expected)
+    # Chunks are runs of 7 row numbers from the first data row (row 2), here resumed after row 12.
+    assert [[number for number, *_ in chunk] for chunk in got] == [
+        [13, 14, 15], *[list(range(start, min(start + 7, 52))) for start in range(16, 52, 7)]]
+    assert child.peak_rss_mb > 0
+
+
+def test_a_damaged_sheet_read_by_several_readers_fails_after_the_rows_before_it(api, settings):
+    settings.IMPORTS_READ_AHEAD = True
+    settings.IMPORTS_READER_PROCESSES = 2
+    settings.IMPORTS_CHUNK_ROWS = 4
+    response = start(api, files.xlsx_bytes(files.product_rows(30)))
+    log = ImportLog.objects.get(pk=response.data["import_id"])
+    import zipfile
+    path = log.file.path
+    with zipfile.ZipFile(path) as source:
+        parts = {info.filename: source.read(info.filename) for info in source.infolist()}
+    sheet = next(name for name in parts if name.startswith("xl/worksheets/sheet"))
+    import re
+    # Row 24's price, a number cell, becomes unreadable: only the reader that converts row 24 finds it.
+    parts[sheet], replaced = re.subn(rb'(<c r="F24"[^>]*><v>)[^<]*', rb"\1not-a-number", parts[sheet])
+    assert replaced == 1
+    with zipfile.ZipFile(path, "w") as target:
+        for name, content in parts.items():
+            target.writestr(name, content)
+    run(log.pk, search=False)
+    log.refresh_from_db()
+    assert log.import_status == ImportLog.Status.FAILED
+    assert log.error.startswith("The sheet is damaged after row 23")
+    # Runs of 4 rows from row 2 alternate between the readers; every row before the damage was imported
+    # (rows 22-23 of the damaged run too), in order, and nothing after it.
+    assert log.processed_rows == 22
+    assert sorted(Product.objects.values_list("code", flat=True)) == [f"SKU-{i:05d}" for i in range(22)]
+
+
 def test_the_fast_row_validation_agrees_with_the_general_one():
     """product_coercer (in-process dicts and the reader process's flat tuples) gives the same values,
     problems and digests as coerce_row, on awkward prices, texts, stocks and barcodes."""

@@ -122,6 +122,34 @@ def test_rows_resume_after_a_row_number():
     assert numbers == [16, 17, 18, 19, 20, 21]
 
 
+def test_readers_sharing_a_sheet_read_every_row_once():
+    """Sparse rows (a gap in the numbering), a row of another layout (the general path) and resuming."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(files.HEADERS)
+    for number, row in zip([*range(2, 26), *range(31, 47)], files.product_rows(40)):
+        for column, value in enumerate(row, start=1):
+            sheet.cell(row=number, column=column, value=value)
+    sheet.cell(row=20, column=2, value=3.5)  # a number where the layout has text: the general path
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    data, _ = files.with_shared_strings(buffer.getvalue())
+    with XlsxReader(io.BytesIO(data)) as reader:
+        everything = list(reader.rows(start_after=1))
+    assert [n for n, _ in everything] == [*range(2, 26), *range(31, 47)]
+    for count in (1, 2, 3):
+        for start_after in (1, 12):
+            together = []
+            for index in range(count):
+                with XlsxReader(io.BytesIO(data)) as reader:
+                    mine = list(reader.rows(start_after=start_after, share=(index, count, 4, 2)))
+                    assert reader.last_row == 46  # each reader reads past every row
+                # reader k converts runs k, k + count, ... of 4 row numbers from row 2
+                assert all(((number - 2) // 4) % count == index for number, _ in mine)
+                together.extend(mine)
+            assert sorted(together) == [row for row in everything if row[0] > start_after]
+
+
 def test_not_a_zip_is_refused():
     with pytest.raises(XlsxError, match="not a zip archive"):
         XlsxReader(io.BytesIO(b"Code,Name\n1,2\n"))
