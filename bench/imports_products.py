@@ -13,8 +13,8 @@ Reports for each import: seconds from the upload call to COMPLETED, and to the m
 has caught up (the refresh job the import queues as it ends; in `direct` mode also run in this process),
 rows per second, and peak RSS of the process that ran the job: in `direct` mode this process (ru_maxrss:
 it also did the upload check), in `cluster` mode the largest VmHWM among the qcluster's processes; and
-separately the reader child the job starts for large files (imports/readahead.py), as it reports its own
-VmHWM in a job event.
+separately the largest of the reader processes the job starts for large files (imports/readahead.py), as
+they report their own VmHWM in a job event.
 The load average before each import is printed too: the machine is shared, so run it several times.
 """
 
