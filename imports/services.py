@@ -486,10 +486,9 @@ def request_search_refresh(import_log):
     """Bring the product search up to date with an import that has ended: queue the refresh job unless
     one is already queued or running for it. Returns the job, or None when none is needed."""
     if (import_log.type != ImportLog.Type.PRODUCTS or import_log.search_indexed_at is not None
-            or import_log.started_at is None
             or import_log.import_status not in (ImportLog.Status.COMPLETED, ImportLog.Status.FAILED)):
         return None
-    if not import_log.processed_rows:  # it ended before committing a chunk: nothing to index
+    if not import_log.processed_rows:  # it ended (or was cancelled) before committing a chunk: nothing to index
         ImportLog.objects.filter(pk=import_log.pk, search_indexed_at__isnull=True).update(
             search_indexed_at=timezone.now())
         return None
@@ -531,7 +530,7 @@ def run_search_refresh(ctx):
 def queue_missing_search_refreshes():
     """Imports that ended without a refresh queued (their worker was lost between the two): queue it."""
     waiting = ImportLog.objects.filter(
-        type=ImportLog.Type.PRODUCTS, search_indexed_at__isnull=True, started_at__isnull=False,
+        type=ImportLog.Type.PRODUCTS, search_indexed_at__isnull=True,
         import_status__in=(ImportLog.Status.COMPLETED, ImportLog.Status.FAILED))
     return sum(1 for import_log in waiting if request_search_refresh(import_log) is not None)
 

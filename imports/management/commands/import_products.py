@@ -48,6 +48,8 @@ class Command(BaseCommand):
         )
         if import_log.error_count:
             self.stdout.write(f"Rejected rows: GET /api/imports/{import_log.pk}/errors.csv")
+        services.request_search_refresh(import_log)  # (a no-op unless the import's end was not seen)
+        import_log.refresh_from_db()
         if import_log.search_indexed_at is None:
             self.stdout.write("Updating the product search...")
             while import_log.search_indexed_at is None:
