@@ -6,8 +6,8 @@ or name finds the product.
 The index is kept apart from the products (the FTS5 table imports_product_fts, or imports_product_search
 with its GIN index on PostgreSQL, migrations 0002 and 0005) and brought up to date after an import, by the
 job `imports.search_refresh` (`refresh_batch`), like the seed's sync to TypeSense after each import: keeping
-it current inside the import's own chunks cost about a third of a 700k-row import on SQLite and more than
-half on PostgreSQL. Single edits (admin, shell) are indexed at once by the signals below."""
+it current inside the import's own chunks cost ~30% of a 700k-row first import on SQLite (40 s with,
+29 s without) and ~45% on PostgreSQL (57 s, 32 s). Single edits (admin, shell) are indexed at once by the signals below."""
 
 import re
 
