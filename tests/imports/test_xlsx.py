@@ -2,6 +2,7 @@
 files saved Excel-style (shared strings, cached formula results), and refuses unsafe files."""
 
 import io
+import re
 import zipfile
 from datetime import date, datetime, time
 
@@ -10,6 +11,7 @@ import pytest
 from openpyxl.cell.rich_text import CellRichText, TextBlock
 from openpyxl.cell.text import InlineFont
 
+from imports import xlsx
 from imports.xlsx import SharedStrings, XlsxError, XlsxReader, ZipLimits
 from tests.imports import files
 
@@ -148,6 +150,47 @@ def test_readers_sharing_a_sheet_read_every_row_once():
                 assert all(((number - 2) // 4) % count == index for number, _ in mine)
                 together.extend(mine)
             assert sorted(together) == [row for row in everything if row[0] > start_after]
+
+
+def test_readers_sharing_a_long_sheet_skip_other_runs_across_blocks(monkeypatch):
+    """The runs a reader does not convert are skipped by looking for the next wanted row's tag, over
+    several inflated blocks, with the first row of some runs missing (then the tag of a later row
+    tells how far is safe) and rows written Excel-style with more attributes."""
+    monkeypatch.setattr(xlsx, "CHUNK", 64 << 10)  # the sheet spans ~15 blocks
+    data, _ = files.with_shared_strings(files.xlsx_bytes(files.product_rows(3000)))
+    missing = {252, 752, 753, 1001, *range(1400, 1461), 3001}
+
+    def rewrite(content):
+        def row(match):
+            number = int(match.group(1))
+            if number in missing:
+                return b""
+            if number % 3 == 0:
+                return match.group(0).replace(b'<row r="%d"' % number, b'<row r="%d" spans="1:8"' % number, 1)
+            return match.group(0)
+        return re.sub(rb'<row r="(\d+)"[^>]*>.*?</row>', row, content, flags=re.S)
+    data = files.replace_part(data, "xl/worksheets/sheet1.xml", rewrite)
+    with XlsxReader(io.BytesIO(data)) as reader:
+        everything = list(reader.rows(start_after=1))
+    assert len(everything) == 3000 - len(missing) and everything[-1][0] == 3000
+    for count in (2, 3):
+        for start_after in (1, 1000):
+            together = []
+            for index in range(count):
+                with XlsxReader(io.BytesIO(data)) as reader:
+                    mine = list(reader.rows(start_after=start_after, share=(index, count, 250, 2)))
+                assert all(((number - 2) // 250) % count == index for number, _ in mine)
+                together.extend(mine)
+            assert sorted(together) == [row for row in everything if row[0] > start_after]
+
+
+def test_rows_out_of_order_are_refused():
+    data = files.xlsx_bytes(files.product_rows(5))
+    data = files.replace_part(data, "xl/worksheets/sheet1.xml",
+                              lambda content: content.replace(b'<row r="3"', b'<row r="9"'))
+    with XlsxReader(io.BytesIO(data)) as reader:
+        with pytest.raises(XlsxError, match="Row 4 comes after row 9 in the sheet: its rows are out of order"):
+            list(reader.rows(start_after=1))
 
 
 def test_not_a_zip_is_refused():
