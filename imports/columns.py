@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import NamedTuple
 
 CENT = Decimal("0.01")
 MAX_PRICE = Decimal("9999999999.99")
@@ -18,6 +19,15 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 HASHED_FIELDS = ("name", "brand", "category", "description", "barcode", "price", "stock")
 FLAT_FIELDS = ("code", "name", "brand", "category", "description", "price", "stock", "barcode")
+
+
+class Chunk(NamedTuple):
+    """The validated rows of one stretch of a product file, which the job commits together."""
+
+    valid: list  # (row number, values in FLAT_FIELDS order, digest), in row order
+    problems: list  # (row number, column, value, message) of the rejected rows
+    rows: int  # rows read, valid and rejected
+    last_row: int  # the number of the last of them: the checkpoint
 
 
 def row_digest(clean) -> int:
@@ -231,15 +241,15 @@ def coerce_row(values, positions, columns):
     return clean, problems
 
 
-def product_coercer(positions, fallback=None, flat=False):
+def product_coercer(positions):
     """A fast `coerce_row` for product rows, built once per import for the file's column positions.
 
-    Returns f(values) -> (clean, problems, digest), digest being writer.row_digest(clean) (None when the
-    row has problems). With `flat`, a valid row's clean values come as a tuple in FLAT_FIELDS order with
-    the price as text (what the reader process sends; cheaper to build and to pickle than a dict). The common row (non-empty strings, a float or int price, an int stock and barcode)
-    is checked inline with one control-character search for all its text; anything else goes to the
-    general `coerce_row` (or `fallback`), so the rules and messages are the same."""
-    general = fallback or coerce_row
+    Returns f(values) -> (clean, problems, digest). For a valid row, clean is a tuple in FLAT_FIELDS
+    order with the price as text (cheaper to build, to pickle from a reader process and to skip when
+    unchanged than a dict with a Decimal) and digest is row_digest of it; for a rejected row, clean is
+    coerce_row's dict and digest None. The common row (non-empty strings, a float or int price, an int
+    stock and barcode) is checked inline with one control-character search for all its text; anything
+    else goes to the general `coerce_row`, so the rules and messages are the same."""
     columns = {column.name: column for column in PRODUCT_COLUMNS}
     names = [c.name for c in PRODUCT_COLUMNS]
     width = max(positions.values()) + 1
@@ -255,20 +265,20 @@ def product_coercer(positions, fallback=None, flat=False):
     cent, half_up, max_stock = CENT, ROUND_HALF_UP, MAX_STOCK
     max_float_price = float(MAX_PRICE)  # 9999999999.99 is exactly the float a file's "9999999999.99" reads as
     max_int_price = int(MAX_PRICE)
-    padding = [None] * (width + 1)
+    # A row shorter than this lacks a cell coerce() reads (trailing empty cells are not in `values`).
+    needed = max(at.values()) + 1
+    padding = [None] * needed
 
     def slow(values):
-        clean, problems = general(values, positions, PRODUCT_COLUMNS)
+        clean, problems = coerce_row(values, positions, PRODUCT_COLUMNS)
         if problems:
             return clean, problems, None
-        if flat:
-            return tuple(str(clean[name]) if name == "price" else clean[name] for name in FLAT_FIELDS), (), \
-                row_digest(clean)
-        return clean, problems, row_digest(clean)
+        return tuple(str(clean[name]) if name == "price" else clean[name] for name in FLAT_FIELDS), (), \
+            row_digest(clean)
 
     def coerce(values):
-        if len(values) <= width:
-            values = values + padding[:width + 1 - len(values)]
+        if len(values) < needed:
+            values = values + padding[len(values):]
         code, name, brand, category, description = (
             values[i_code], values[i_name], values[i_brand], values[i_category], values[i_description])
         price, stock, ean = values[i_price], values[i_stock], values[i_barcode]
@@ -309,18 +319,15 @@ def product_coercer(positions, fallback=None, flat=False):
             dot = price_text.find(".")
             if dot < 0 or "e" in price_text or price_text[0] == "-" or len(price_text) - dot > 3:
                 # More than two decimals (to be rounded), an exponent, -0.0: the exact way.
-                price = Dec(price_text).quantize(cent, rounding=half_up)
-                price_text = str(price)
+                price_text = str(Dec(price_text).quantize(cent, rounding=half_up))
             else:
                 # At most two decimals: quantizing only pads, so the text is the cents value already
                 # (str(Decimal(repr(x)).quantize(0.01)) == this, without building Decimals).
                 price_text = price_text if len(price_text) - dot == 3 else price_text + "0"
-                price = None
         elif kind is int:
             if not 0 <= price <= max_int_price:
                 return slow(values)
             price_text = f"{price}.00"
-            price = None
         else:
             return slow(values)
         if type(stock) is not int or not 0 <= stock <= max_stock:
@@ -341,9 +348,6 @@ def product_coercer(positions, fallback=None, flat=False):
         digest = from_bytes(blake2b(
             f"{name}\x1f{brand}\x1f{category}\x1f{description}\x1f{ean}\x1f{price_text}\x1f{stock}".encode(
                 "utf-8", "surrogatepass"), digest_size=8).digest(), "big", signed=True)
-        if flat:
-            return (code, name, brand, category, description, price_text, stock, ean), (), digest
-        return ({"code": code, "name": name, "brand": brand, "category": category, "description": description,
-                 "price": Dec(price_text) if price is None else price, "stock": stock, "barcode": ean}, (), digest)
+        return (code, name, brand, category, description, price_text, stock, ean), (), digest
 
     return coerce

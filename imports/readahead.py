@@ -7,8 +7,8 @@ job writes chunk n in its transaction, they read and validate the next chunks (s
 the sheet, see ChildReader). A reader needs no Django and no database; it streams pickled chunks over
 its stdout pipe, which also paces it (it blocks when the job has not taken its previous chunk yet).
 
-The parent (`ChildReader`) yields the rows of services._chunks, (row number, clean dict, problems,
-digest), in row order, in chunks of one run of chunk-size row numbers each. A problem with the file is
+The parent (`ChildReader`) yields columns.Chunk, as services._chunks does, in row order, one run of
+chunk-size row numbers each. A problem with the file is
 sent as a message and raised as PermanentError in the job, as the in-process reader does. If the job
 ends early (cancel, error, a killed worker) the readers are killed or exit on the broken pipe."""
 
@@ -20,9 +20,9 @@ import struct
 import subprocess
 import sys
 import tempfile
-from decimal import Decimal
-from operator import itemgetter
 from pathlib import Path
+
+from .columns import Chunk
 
 HEADER = struct.Struct("<Q")
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -66,7 +66,7 @@ def _child_main():
         out.flush()
 
     positions = spec["positions"]
-    coerce = product_coercer(positions, flat=True)
+    coerce = product_coercer(positions)
     span = spec["chunk_rows"]
     first = spec["header_row"] + 1  # runs start after the header, so they match the in-process chunks
     share = (spec["share"], spec["readers"], span, first)
@@ -80,46 +80,50 @@ def _child_main():
     # same in every reader for a damaged sheet, since each reads past all rows.
     reader = table.reader
     try:
-        valid, bad = [], []
+        valid, bad = [], []  # bad: (row number, column, value, message) per problem
         append = valid.append
         run = None
+        bad_rows = last = 0
+
+        def flush():
+            if valid or bad:
+                send(("rows", run, valid, bad, len(valid) + bad_rows, last))
+
         try:
             for number, values in table.rows(start_after=max(spec["start_after"], spec["header_row"]),
                                              share=share):
                 if (number - first) // span != run:
-                    if valid or bad:
-                        send(("rows", run, valid, bad))
-                        valid, bad = [], []
-                        append = valid.append
+                    flush()
+                    valid, bad = [], []
+                    append = valid.append
+                    bad_rows = 0
                     run = (number - first) // span
+                last = number
                 clean, problems, digest = coerce(values)
                 if problems:
-                    bad.append((number, clean, problems))
+                    bad.extend((number, column, value, message) for column, value, message in problems)
+                    bad_rows += 1
                 else:
                     # Tuples of str and int, the price as text: they cross the pipe ~4x cheaper than dicts
-                    # with Decimals (measured); the parent rebuilds the dicts.
+                    # with Decimals (measured), and the job uses them as they come.
                     append((number, clean, digest))
         except XlsxError as exc:
-            _send_rows(send, run, valid, bad)
+            flush()
             send(("error", (reader.last_row - first) // span, "file", str(exc)))
             return
         except (ValueError, IndexError, UnicodeDecodeError) as exc:
-            _send_rows(send, run, valid, bad)
+            flush()
             send(("error", (reader.last_row - first) // span, "damaged",
                   f"The sheet is damaged after row {reader.last_row}: {exc}. Save it again from Excel or "
                   "LibreOffice and upload the new copy."))
             return
-        _send_rows(send, run, valid, bad)
+        flush()
         send(("end", None, _peak_rss_mb()))
     except BrokenPipeError:  # the job stopped reading: nothing left to do
         pass
     finally:
         table.close()
 
-
-def _send_rows(send, run, valid, bad):
-    if valid or bad:
-        send(("rows", run, valid, bad))
 
 
 # -- the parent -------------------------------------------------------------------------------------------
@@ -197,15 +201,8 @@ class ChildReader:
             message, heads[k] = heads[k], None
             if message[0] == "error":
                 raise ChildFailed(message[2], message[3])
-            _, _, valid, bad = message
-            chunk = [(number, {"code": code, "name": name, "brand": brand, "category": category,
-                               "description": description, "price": Decimal(price), "stock": stock,
-                               "barcode": barcode}, (), digest)
-                     for number, (code, name, brand, category, description, price, stock, barcode), digest in valid]
-            if bad:
-                chunk.extend((number, clean, problems, None) for number, clean, problems in bad)
-                chunk.sort(key=itemgetter(0))
-            yield chunk
+            _, _, valid, problems, rows, last_row = message
+            yield Chunk(valid, problems, rows, last_row)
 
     def close(self):
         for reader in self._readers:

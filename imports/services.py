@@ -21,11 +21,11 @@ from django.utils import timezone
 from queueapp.engine import Job, JobStatus, NotAllowed, PermanentError, job_finished, retry, submit
 from queueapp.models import ACTIVE_STATUSES
 
-from .columns import DEALER_COLUMNS, PRODUCT_COLUMNS, coerce_row, match_header, product_coercer, text
+from .columns import DEALER_COLUMNS, PRODUCT_COLUMNS, Chunk, coerce_row, match_header, product_coercer, text
 from .models import Dealer, ImportLog, ImportRowError
 from .readers import format_of, open_table
 from .search import count_to_refresh, refresh_batch
-from .writer import ProductWriter, row_digest
+from .writer import ProductWriter
 from .xlsx import XlsxError, ZipLimits
 
 log = logging.getLogger("imports")
@@ -221,14 +221,13 @@ def _write_rows_one_by_one(writer, rows):
 
     total = ChunkResult()
     for row in rows:
-        number, clean = row[0], row[1]
+        number, values = row[0], row[1]
         try:
             with transaction.atomic():
                 part = writer.write([row])
         except (IntegrityError, DataError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            total.problems.append((number, "", clean.get("code", ""),
-                                   f"The database rejected this row: {reason}"))
+            total.problems.append((number, "", values[0], f"The database rejected this row: {reason}"))
             continue
         writer.remember(part.seen)  # the next rows of this chunk see it as read
         total.created += part.created
@@ -332,18 +331,21 @@ def run_product_import(ctx):
 
 
 def _chunks(table, last_row, header_row, coerce, chunk_rows):
-    """The rows after `last_row`, validated, in lists of `chunk_rows` (number, clean, problems, digest)."""
-    chunk = []
-    append = chunk.append
+    """The rows after `last_row`, validated, as a Chunk every `chunk_rows` rows."""
+    valid, problems, rows = [], [], 0
+    number = last_row
     for number, values in _readable_rows(table, last_row, header_row):
-        clean, problems, digest = coerce(values)
-        append((number, clean, problems, digest))
-        if len(chunk) >= chunk_rows:
-            yield chunk
-            chunk = []
-            append = chunk.append
-    if chunk:
-        yield chunk
+        clean, row_problems, digest = coerce(values)
+        if row_problems:
+            problems.extend((number, column, value, message) for column, value, message in row_problems)
+        else:
+            valid.append((number, clean, digest))
+        rows += 1
+        if rows >= chunk_rows:
+            yield Chunk(valid, problems, rows, number)
+            valid, problems, rows = [], [], 0
+    if rows:
+        yield Chunk(valid, problems, rows, number)
 
 
 def _read_in_child(rows_left):
@@ -392,9 +394,7 @@ def _recall_committed_rows(table, header_row, positions, last_row, import_log, w
 
 
 def _commit_chunk(ctx, import_log, writer, chunk, counts, total):
-    valid = [(number, clean, digest) for number, clean, problems, digest in chunk if not problems]
-    problems = [(number, column, value, message)
-                for number, _, row_problems, _ in chunk for column, value, message in row_problems]
+    valid, problems = chunk.valid, list(chunk.problems)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -408,15 +408,15 @@ def _commit_chunk(ctx, import_log, writer, chunk, counts, total):
         rejected = len({p[0] for p in problems})
         _store_problems(import_log, problems)
         ImportLog.objects.filter(pk=import_log.pk).update(
-            processed_rows=F("processed_rows") + len(chunk),
+            processed_rows=F("processed_rows") + chunk.rows,
             created_count=F("created_count") + written.created,
             updated_count=F("updated_count") + written.updated,
             unchanged_count=F("unchanged_count") + written.unchanged,
             error_count=F("error_count") + rejected,
         )
-        ctx.save_checkpoint({"last_row": chunk[-1][0], "total": total})
+        ctx.save_checkpoint({"last_row": chunk.last_row, "total": total})
     writer.committed(written.created)
-    counts["processed"] += len(chunk)
+    counts["processed"] += chunk.rows
     counts["created"] += written.created
     counts["updated"] += written.updated
     counts["unchanged"] += written.unchanged

@@ -4,6 +4,9 @@ Why not the ORM: bulk_update runs at ~600 rows/s and bulk_create(update_conflict
 executemany (SQLite) and COPY (PostgreSQL) are several times faster, and a chunk is a handful of
 statements. The caller wraps a chunk in one transaction together with its checkpoint.
 
+A row is (row number, values, digest): values a tuple in columns.FLAT_FIELDS order (the price a Decimal
+or its text: it becomes a Decimal only for the rows written), digest columns.row_digest of them.
+
 Per chunk: one SELECT finds the existing products by code; each row is then new, changed (its digest
 differs), unchanged (same digest: nothing is written, no history) or a duplicate of an earlier row of
 the same import. Earlier rows are remembered in memory by product id (`SeenProducts`:
@@ -18,7 +21,6 @@ from decimal import Decimal
 
 from django.db import IntegrityError, connection
 
-from .columns import row_digest
 
 CENT = Decimal("0.01")
 SEPARATOR = "\x01"
@@ -128,9 +130,17 @@ class ProductWriter:
                 self._created_since_analyze = 0
 
     def remember(self, seen):
-        add = self.seen.add
+        # SeenProducts.add inlined: this runs for every row of an import.
+        pages, bits, mask, size = self.seen._pages, SeenProducts.PAGE_BITS, SeenProducts.MASK, SeenProducts.PAGE
+        added = 0
         for pk, row in seen:
-            add(pk, row)
+            page = pages.get(pk >> bits)
+            if page is None:
+                page = pages[pk >> bits] = array("I", bytes(4 * size))
+            if not page[pk & mask]:
+                page[pk & mask] = row
+                added += 1
+        self.seen.count += added
 
     def recall(self, first_rows):
         """Resuming: `first_rows` maps codes read by the committed chunks to their first row."""
@@ -215,9 +225,9 @@ class ProductWriter:
         now = self.now_db
         with connection.wrap_database_errors:
             with cursor.cursor.copy("COPY imports_product_staging FROM STDIN") as copy:
-                for ord_, (number, c, digest) in enumerate(new):
-                    copy.write_row((ord_, c["code"], c["name"], c["brand"], c["category"], c["description"],
-                                    c["barcode"], c["price"], c["stock"], digest))
+                for ord_, (number, (code, name, brand, category, description, price, stock, barcode),
+                           digest) in enumerate(new):
+                    copy.write_row((ord_, code, name, brand, category, description, barcode, price, stock, digest))
         cursor.execute(
             "WITH new AS ("
             " INSERT INTO imports_product (code, name, brand, category, description, barcode, price, stock, "
@@ -231,27 +241,27 @@ class ProductWriter:
             " SELECT code, id FROM new",
             [now, now, now, self.import_id, now, self.import_id])
         by_code = dict(cursor.fetchall())
-        return [by_code[c["code"]] for _, c, _ in new]
+        return [by_code[values[0]] for _, values, _ in new]
 
     # -- the chunk -----------------------------------------------------------------------------------
     def write(self, rows) -> ChunkResult:
-        """rows: [(row_number, clean dict[, digest])] already validated, in file order. Call inside a
+        """rows: [(row_number, values, digest)] already validated, in file order. Call inside a
         transaction."""
         result = ChunkResult()
         first_row = {}
         kept = []
         for item in rows:
-            number, clean = item[0], item[1]
-            code = clean["code"]
+            code = item[1][0]
             if code in first_row:
-                result.problems.append((number, "code", code, duplicate_message(code, first_row[code])))
+                result.problems.append((item[0], "code", code, duplicate_message(code, first_row[code])))
                 continue
-            first_row[code] = number
-            kept.append((number, clean, item[2] if len(item) > 2 else row_digest(clean)))
+            first_row[code] = item[0]
+            kept.append(item)
         if not kept:
             return result
 
-        seen_get = self.seen.get
+        # SeenProducts.get inlined: this runs for every row of an import.
+        pages, bits, mask = self.seen._pages, SeenProducts.PAGE_BITS, SeenProducts.MASK
         with connection.cursor() as cursor:
             existing = {
                 code: (pk, digest)
@@ -261,20 +271,21 @@ class ProductWriter:
                 )
             }
             new, changed, seen = [], [], []
-            for number, clean, digest in kept:
-                found = existing.get(clean["code"])
+            for item in kept:
+                number, values, digest = item
+                found = existing.get(values[0])
                 if found is None:
-                    new.append((number, clean, digest))
+                    new.append(item)
                     continue
                 pk, old_digest = found
-                earlier = seen_get(pk)
+                page = pages.get(pk >> bits)
+                earlier = page[pk & mask] if page is not None else 0
                 if earlier and earlier < number:
-                    result.problems.append((number, "code", clean["code"],
-                                            duplicate_message(clean["code"], earlier)))
+                    result.problems.append((number, "code", values[0], duplicate_message(values[0], earlier)))
                     continue
                 seen.append((pk, number))
                 if old_digest != digest:
-                    changed.append((pk, number, clean, digest))
+                    changed.append((pk, number, values, digest))
             if changed:
                 # The old price and stock decide the history records; only changed rows need them.
                 old = {pk: (_decimal(price), stock) for pk, price, stock in self._select_in(
@@ -282,7 +293,7 @@ class ProductWriter:
                     [row[0] for row in changed])}
                 if len(old) != len(changed):
                     raise _vanished(len(changed) - len(old))
-                changed = [(pk, number, clean, digest, *old[pk]) for pk, number, clean, digest in changed]
+                changed = [(pk, number, values, digest, *old[pk]) for pk, number, values, digest in changed]
 
             now = self.now_db
             import_id = self.import_id
@@ -293,33 +304,34 @@ class ProductWriter:
             else:
                 new_ids = self._new_ids(cursor, len(new))
                 self._insert(cursor, "imports_product", PRODUCT_COLUMNS, [
-                    (pk, c["code"], c["name"], c["brand"], c["category"], c["description"], c["barcode"],
-                     c["price"], c["stock"], digest, now, now)
-                    for pk, (number, c, digest) in zip(new_ids, new)
+                    (pk, code, name, brand, category, description, barcode, Decimal(price), stock, digest, now, now)
+                    for pk, (number, (code, name, brand, category, description, price, stock, barcode), digest)
+                    in zip(new_ids, new)
                 ])
-                for pk, (number, c, _) in zip(new_ids, new):
-                    price_rows.append((pk, c["price"], now, import_id))
-                    stock_rows.append((pk, c["stock"], now, import_id))
+                for pk, (number, values, _) in zip(new_ids, new):
+                    price_rows.append((pk, Decimal(values[5]), now, import_id))
+                    stock_rows.append((pk, values[6], now, import_id))
             seen.extend((pk, number) for pk, (number, _, _) in zip(new_ids, new))
             if changed:
                 cursor.executemany(
                     "UPDATE imports_product SET name = %s, brand = %s, category = %s, description = %s, "
                     "barcode = %s, price = %s, stock = %s, row_hash = %s, updated_at = %s WHERE id = %s",
-                    [(c["name"], c["brand"], c["category"], c["description"], c["barcode"], c["price"],
-                      c["stock"], digest, now, pk)
-                     for pk, number, c, digest, _, _ in changed],
+                    [(name, brand, category, description, barcode, Decimal(price), stock, digest, now, pk)
+                     for pk, number, (code, name, brand, category, description, price, stock, barcode), digest, _, _
+                     in changed],
                 )
                 if cursor.rowcount != len(changed):
                     raise _vanished(len(changed) - cursor.rowcount)
 
             price_closed, stock_closed = [], []
-            for pk, _, clean, _, old_price, old_stock in changed:
-                if clean["price"] != old_price:
+            for pk, _, values, _, old_price, old_stock in changed:
+                price, stock = Decimal(values[5]), values[6]
+                if price != old_price:
                     price_closed.append(pk)
-                    price_rows.append((pk, clean["price"], now, import_id))
-                if clean["stock"] != old_stock:
+                    price_rows.append((pk, price, now, import_id))
+                if stock != old_stock:
                     stock_closed.append(pk)
-                    stock_rows.append((pk, clean["stock"], now, import_id))
+                    stock_rows.append((pk, stock, now, import_id))
             self._close_open(cursor, "imports_pricerecord", price_closed)
             self._close_open(cursor, "imports_stockrecord", stock_closed)
             self._insert(cursor, "imports_pricerecord", ("product_id", "price", "valid_from", "import_log_id"),

@@ -283,9 +283,9 @@ def test_a_chunk_the_database_rejects_is_redone_row_by_row(api, settings, monkey
 
         def coerce_and_spoil(values):
             clean, problems, digest = coerce(values)
-            if clean.get("code") == "SKU-00004":
-                from decimal import Decimal
-                clean["price"] = Decimal("-1.00")  # as if validation had missed it: the CHECK constraint catches it
+            if clean[0] == "SKU-00004":
+                # as if validation had missed it: the CHECK constraint catches it
+                clean = (*clean[:5], "-1.00", *clean[6:])
             return clean, problems, digest
         return coerce_and_spoil
 
