@@ -90,7 +90,7 @@ def test_rich_text_and_phonetic_shared_strings_give_plain_text():
     ])
     with XlsxReader(io.BytesIO(data)) as reader:
         table = reader.shared_strings()
-    assert [table[i] for i in range(count, count + 2)] == ["Bold and plain & more", "東京"]
+        assert [table[i] for i in range(count, count + 2)] == ["Bold and plain & more", "東京"]
 
 
 def test_shared_strings_table_spans_many_blocks():
