@@ -107,6 +107,22 @@ class Product(models.Model):
         return f"{self.code} {self.name}"
 
 
+class ImportOrderIndex(models.Index):
+    """An index on the import that wrote a history row. History rows are appended import after import, so
+    on PostgreSQL this is a BRIN index: a summary per range of table pages, nothing per row, where a
+    B-tree took an entry for each of the 1.4M rows of a 700k-row first import (~1.2 s of server CPU,
+    measured). "The rows import X wrote" (deleting an import nulls them) then reads the page ranges
+    that can hold X. Elsewhere (SQLite) a plain B-tree."""
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        if schema_editor.connection.vendor != "postgresql":
+            return super().create_sql(model, schema_editor, using=using, **kwargs)
+        statement = super().create_sql(model, schema_editor, using=" USING brin", **kwargs)
+        # Summarise each range of pages as it fills, not only at the next VACUUM.
+        statement.parts["extra"] = " WITH (autosummarize = on)" + statement.parts["extra"]
+        return statement
+
+
 class PriceRecord(models.Model):
     """A price over a period; the open record (valid_to empty) is the current price."""
 
@@ -120,10 +136,11 @@ class PriceRecord(models.Model):
     valid_from = models.DateTimeField()
     valid_to = models.DateTimeField(null=True, blank=True)
     import_log = models.ForeignKey(ImportLog, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="price_records", db_constraint=False)
+                                   related_name="price_records", db_constraint=False, db_index=False)
 
     class Meta:
         ordering = ["product", "-valid_from", "-id"]
+        indexes = [ImportOrderIndex(fields=["import_log"], name="pricerecord_import_log")]
         constraints = [
             models.UniqueConstraint(fields=["product"], condition=Q(valid_to__isnull=True),
                                     name="pricerecord_one_open_per_product"),
@@ -144,10 +161,11 @@ class StockRecord(models.Model):
     valid_from = models.DateTimeField()
     valid_to = models.DateTimeField(null=True, blank=True)
     import_log = models.ForeignKey(ImportLog, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="stock_records", db_constraint=False)
+                                   related_name="stock_records", db_constraint=False, db_index=False)
 
     class Meta:
         ordering = ["product", "-valid_from", "-id"]
+        indexes = [ImportOrderIndex(fields=["import_log"], name="stockrecord_import_log")]
         constraints = [
             models.UniqueConstraint(fields=["product"], condition=Q(valid_to__isnull=True),
                                     name="stockrecord_one_open_per_product"),

@@ -186,6 +186,26 @@ def test_postgresql_statistics_follow_a_growing_catalogue(api, settings, monkeyp
         assert cursor.fetchone()[0] == 20
 
 
+def test_the_rows_an_import_wrote_are_found_by_its_index(api):
+    """The history's import index (BRIN on PostgreSQL) finds what an import wrote, and deleting the
+    import keeps the history without it."""
+    from django.db import connection
+
+    first = import_file(api, files.xlsx_bytes(files.product_rows(30)))["import_id"]
+    second = import_file(api, files.xlsx_bytes(files.product_rows(30, price=99)))["import_id"]
+    assert PriceRecord.objects.filter(import_log_id=first).count() == 30
+    assert PriceRecord.objects.filter(import_log_id=second).count() == 30
+    assert StockRecord.objects.filter(import_log_id=second).count() == 0  # the stock did not change
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname IN "
+                           "('pricerecord_import_log', 'stockrecord_import_log')")
+            assert [row[0].split(" USING ")[1].split(" ")[0] for row in cursor.fetchall()] == ["brin", "brin"]
+    ImportLog.objects.filter(pk=first).delete()
+    assert PriceRecord.objects.count() == 60 and PriceRecord.objects.filter(import_log__isnull=True).count() == 30
+    assert StockRecord.objects.filter(import_log__isnull=True).count() == 30
+
+
 def test_bad_rows_and_duplicate_codes_are_rejected_and_reported(api, settings):
     settings.IMPORTS_CHUNK_ROWS = 3  # the duplicates fall in different chunks too
     rows = files.product_rows(6)
