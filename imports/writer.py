@@ -308,9 +308,15 @@ class ProductWriter:
                     for pk, (number, (code, name, brand, category, description, price, stock, barcode), digest)
                     in zip(new_ids, new)
                 ])
-                for pk, (number, values, _) in zip(new_ids, new):
-                    price_rows.append((pk, Decimal(values[5]), now, import_id))
-                    stock_rows.append((pk, values[6], now, import_id))
+                if new:
+                    # Their first price and stock records, copied by SQLite from the products just inserted
+                    # (their ids are consecutive) instead of bound row by row from Python.
+                    for table, column, source in (("imports_pricerecord", "price", "price"),
+                                                  ("imports_stockrecord", "quantity", "stock")):
+                        cursor.execute(
+                            f"INSERT INTO {table} (product_id, {column}, valid_from, import_log_id) "
+                            f"SELECT id, {source}, %s, %s FROM imports_product WHERE id BETWEEN %s AND %s "
+                            "ORDER BY id", [now, import_id, new_ids[0], new_ids[-1]])
             seen.extend((pk, number) for pk, (number, _, _) in zip(new_ids, new))
             if changed:
                 cursor.executemany(
