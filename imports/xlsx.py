@@ -462,9 +462,10 @@ class XlsxReader:
                 cut = _last_end_tag(buffer, b"si>")
                 if not cut:
                     continue
-                # The usual table is all plain <si><t>..</t></si>: take a whole block with one findall.
+                # The usual table is all plain <si><t>..</t></si>: take a whole block with one findall. Each
+                # match holds four "<", so when the block has no other "<" it is nothing but those entries.
                 plain = PLAIN_SI_RE.findall(buffer, 0, cut)
-                if len(plain) == buffer.count(b"<si", 0, cut) and buffer.count(b"<", 0, cut) == 4 * len(plain):
+                if buffer.count(b"<", 0, cut) == 4 * len(plain):
                     table.extend(plain)
                     consumed = cut
                 else:
