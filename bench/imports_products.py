@@ -16,6 +16,9 @@ it also did the upload check), in `cluster` mode the largest VmHWM among the qcl
 separately the largest of the reader processes the job starts for large files (imports/readahead.py), as
 they report their own VmHWM in a job event.
 The load average before each import is printed too: the machine is shared, so run it several times.
+In `direct` mode it also prints the CPU seconds the import took in this process (the job), in the reader
+processes, and in the local PostgreSQL server's processes (read from /proc, so only for a server on
+this machine): on two cores these three share the machine, so their sum bounds the time.
 """
 
 import argparse
@@ -98,6 +101,23 @@ def cluster_peak_rss_mb(pgid):
     return peak
 
 
+def postgres_cpu_seconds():
+    """CPU seconds of the PostgreSQL server on this machine so far: its live processes' own CPU plus what
+    the ended ones used, which the postmaster collects as it reaps them (cutime, cstime)."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            ticks += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def run_import(path, user, mode, cluster=None):
     from django.core.files import File
 
@@ -109,8 +129,14 @@ def run_import(path, user, mode, cluster=None):
     with open(path, "rb") as handle:
         import_log = services.start_product_import(File(handle, name=path.name), user)
     accepted = time.monotonic() - started
+    cpu = None
     if mode == "direct":
+        before = (time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN), postgres_cpu_seconds())
         runner.run_job(import_log.job_id)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (time.process_time() - before[0],
+               children.ru_utime + children.ru_stime - before[1].ru_utime - before[1].ru_stime,
+               postgres_cpu_seconds() - before[2])
     peak = 0.0
     while True:
         import_log.refresh_from_db()
@@ -142,7 +168,7 @@ def run_import(path, user, mode, cluster=None):
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, child_peak)
     else:
         peak = (max(peak, cluster_peak_rss_mb(cluster.pid)), child_peak)
-    return import_log, accepted, elapsed, search_elapsed, peak
+    return import_log, accepted, elapsed, search_elapsed, peak, cpu
 
 
 def main():
@@ -168,7 +194,7 @@ def main():
         rounds = ["first import", "re-import of the same file"][: 1 if args.no_reimport else 2]
         for label in rounds:
             load = os.getloadavg()[0]
-            import_log, accepted, elapsed, search_elapsed, (peak, child_peak) = run_import(
+            import_log, accepted, elapsed, search_elapsed, (peak, child_peak), cpu = run_import(
                 path, user, args.mode, cluster)
             rate = import_log.processed_rows / elapsed if elapsed else 0
             memory = (f"peak RSS {peak:.0f} MB" if args.mode == "direct"
@@ -179,6 +205,9 @@ def main():
                   f"created {import_log.created_count}, updated {import_log.updated_count}, "
                   f"unchanged {import_log.unchanged_count}, errors {import_log.error_count}"
                   + (f"; error: {import_log.error}" if import_log.error else ""))
+            if cpu is not None:
+                print(f"  CPU: job {cpu[0]:.1f} s, readers {cpu[1]:.1f} s"
+                      + (f", PostgreSQL server {cpu[2]:.1f} s" if connection.vendor == "postgresql" else ""))
             print(f"  product search current {search_elapsed:.1f} s after the upload "
                   f"({search_elapsed - elapsed:.1f} s after {import_log.import_status})")
     finally:
