@@ -8,9 +8,9 @@ the sheet, see ChildReader). A reader needs no Django and no database; it stream
 its stdout pipe, which also paces it (it blocks when the job has not taken its previous chunk yet).
 
 The parent (`ChildReader`) yields columns.Chunk, as services._chunks does, in row order, one run of
-chunk-size row numbers each. A problem with the file is
-sent as a message and raised as PermanentError in the job, as the in-process reader does. If the job
-ends early (cancel, error, a killed worker) the readers are killed or exit on the broken pipe."""
+chunk-size row numbers each. A problem with the file is sent as a message and raised as PermanentError
+in the job, as the in-process reader does. If the job ends early (cancel, error, a killed worker) the
+readers are killed or exit on the broken pipe."""
 
 import gc
 import json
@@ -76,8 +76,9 @@ def _child_main():
         send(("error", 0, "file", str(exc)))
         return
     # A chunk is the rows of one run of `span` row numbers, tagged with the run's index: the parent merges
-    # the readers' chunks by that tag. A problem is tagged with the run of the last row read past, the
-    # same in every reader for a damaged sheet, since each reads past all rows.
+    # the readers' chunks by that tag. A problem is tagged with the run of the last row read past: the
+    # reader of the damaged run finds it (the others skip that run unparsed), and the parent raises it
+    # after the chunks of the runs before it.
     reader = table.reader
     try:
         valid, bad = [], []  # bad: (row number, column, value, message) per problem
@@ -125,7 +126,6 @@ def _child_main():
         table.close()
 
 
-
 # -- the parent -------------------------------------------------------------------------------------------
 class _Reader:
     """One reader process and its pipe."""
@@ -164,10 +164,10 @@ class _Reader:
 class ChildReader:
     """Start the reader processes for one run of an import; iterate for the chunks; close() always.
 
-    With `readers` > 1 the processes share the sheet: each reads past every row but converts and
-    validates only the rows of its own runs of `chunk_rows` row numbers (reader k: runs k, k + n, ...),
-    so a re-import, bound by reading, is spread over the cores. Each chunk comes tagged with its run, and
-    this merges them back into row order."""
+    With `readers` > 1 the processes share the sheet: each converts and validates only the rows of its
+    own runs of `chunk_rows` row numbers (reader k: runs k, k + n, ...) and skips the others' runs
+    (XlsxReader.rows), so a re-import, bound by reading, is spread over the cores. Each chunk comes
+    tagged with its run, and this merges them back into row order."""
 
     def __init__(self, path, file_format, limits, start_after, header_row, positions, chunk_rows, readers=1):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
