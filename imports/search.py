@@ -5,7 +5,7 @@ or name finds the product.
 
 The index is kept apart from the products (the FTS5 table imports_product_fts, or imports_product_search
 with its GIN index on PostgreSQL, migrations 0002 and 0005) and brought up to date after an import, by the
-job `imports.search_refresh` (`refresh_batch`), like the seed's sync to TypeSense after each import: keeping
+job `imports.search_refresh` (`refresh_range`), like the seed's sync to TypeSense after each import: keeping
 it current inside the import's own chunks cost ~30% of a 700k-row first import on SQLite (40 s with,
 29 s without) and ~45% on PostgreSQL (57 s, 32 s). Single edits (admin, shell) are indexed at once by the signals below."""
 
@@ -58,34 +58,49 @@ def search_products(query, queryset=None):
                          select_params=[query.strip()]).order_by("exact_code", "code")
 
 
-def refresh_batch(since, after_id, limit):
-    """Index the next `limit` products (by id, after `after_id`) changed at or after `since`.
-    Returns (products indexed, last id) or (0, None) when there are none left. Call in a transaction."""
+def batch_ends(since, after_id, limit, count):
+    """The last product id of each of the next `count` batches of `limit` products (by id, after
+    `after_id`) changed at or after `since`: fewer when fewer are left, none when none are."""
+    ends = []
+    with connection.cursor() as cursor:
+        since_db = connection.ops.adapt_datetimefield_value(since)
+        for _ in range(count):
+            cursor.execute("SELECT max(id) FROM (SELECT id FROM imports_product WHERE id > %s AND updated_at >= %s "
+                           "ORDER BY id LIMIT %s) batch", [after_id, since_db, limit])
+            after_id = cursor.fetchone()[0]
+            if after_id is None:
+                break
+            ends.append(after_id)
+    return ends
+
+
+def refresh_range(since, after_id, last_id):
+    """Index the products with `after_id` < id <= `last_id` changed at or after `since`. Returns how many.
+    Call in a transaction."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # The WHERE on the upsert: a refresh that read a product before a newer edit was indexed (by a
             # signal below, or another refresh) leaves the newer document alone.
             cursor.execute(
                 "WITH batch AS (SELECT id, code, name, brand, updated_at FROM imports_product "
-                " WHERE id > %s AND updated_at >= %s ORDER BY id LIMIT %s),"
+                " WHERE id > %s AND id <= %s AND updated_at >= %s),"
                 f" indexed AS (INSERT INTO imports_product_search (product_id, source_updated_at, document)"
                 f"  SELECT id, updated_at, {DOCUMENT} FROM batch"
                 "  ON CONFLICT (product_id) DO UPDATE SET document = EXCLUDED.document, "
                 "  source_updated_at = EXCLUDED.source_updated_at "
                 "  WHERE imports_product_search.source_updated_at <= EXCLUDED.source_updated_at)"
-                " SELECT count(*), max(id) FROM batch",
-                [after_id, since, limit],
+                " SELECT count(*) FROM batch",
+                [after_id, last_id, since],
             )
-            count, last_id = cursor.fetchone()
-            return count, last_id
+            return cursor.fetchone()[0]
         if connection.vendor != "sqlite":  # pragma: no cover - other databases search without an index
-            return 0, None
+            return 0
         since_db = connection.ops.adapt_datetimefield_value(since)
-        cursor.execute("SELECT id, code, name, brand FROM imports_product WHERE id > %s AND updated_at >= %s "
-                       "ORDER BY id LIMIT %s", [after_id, since_db, limit])
+        cursor.execute("SELECT id, code, name, brand FROM imports_product WHERE id > %s AND id <= %s "
+                       "AND updated_at >= %s", [after_id, last_id, since_db])
         rows = cursor.fetchall()
         sqlite_index_rows(cursor, rows)
-        return len(rows), rows[-1][0] if rows else None
+        return len(rows)
 
 
 def count_to_refresh(since):

@@ -311,3 +311,5 @@ IMPORTS_READ_AHEAD_MIN_ROWS = env_int("IMPORTS_READ_AHEAD_MIN_ROWS", 50_000)
 IMPORTS_READER_PROCESSES = max(1, env_int("IMPORTS_READER_PROCESSES", 2))
 # The product search is brought up to date after each import, this many products per transaction.
 IMPORTS_SEARCH_REFRESH_BATCH = env_int("IMPORTS_SEARCH_REFRESH_BATCH", 50_000)
+# On PostgreSQL, that many batches at once, each on its own connection.
+IMPORTS_SEARCH_REFRESH_THREADS = max(1, env_int("IMPORTS_SEARCH_REFRESH_THREADS", 2))

@@ -459,6 +459,42 @@ def test_search_finds_imported_products_by_code_name_and_brand(api):
     assert detail["name"] == "Impact Wrench" and len(detail["price_history"]) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_search_refresh_indexes_several_batches_at_once_on_postgresql(api, settings, monkeypatch):
+    """Outside a transaction, on PostgreSQL, the refresh indexes IMPORTS_SEARCH_REFRESH_THREADS batches at
+    once, each on a connection of its own, and checkpoints after each step; on SQLite (one writer) it
+    indexes one batch after the other. Either way every product is found."""
+    import threading
+
+    from django.db import connection
+    from django.db.models import Max
+
+    settings.IMPORTS_SEARCH_REFRESH_BATCH = 7
+    settings.IMPORTS_SEARCH_REFRESH_THREADS = 3
+    real_refresh_range = services.refresh_range
+    calls = []
+
+    def spy(since, after_id, last_id):
+        calls.append((after_id, last_id, threading.current_thread().name))
+        return real_refresh_range(since, after_id, last_id)
+
+    monkeypatch.setattr(services, "refresh_range", spy)
+    status = import_file(api, files.xlsx_bytes(files.product_rows(40)))
+    refresh = Job.objects.get(kind=services.SEARCH_REFRESH_KIND)
+    assert refresh.result == {"import_id": status["import_id"], "indexed": 40}
+    last_id = Product.objects.aggregate(Max("id"))["id__max"]
+    assert refresh.checkpoint["after_id"] == last_id
+    # 40 products in batches of 7: six ranges, back to back, from before the first id to the last.
+    ranges = sorted((after_id, upto) for after_id, upto, _ in calls)
+    assert len(ranges) == 6 and ranges[0][0] == 0 and ranges[-1][1] == last_id
+    assert all(previous[1] == following[0] for previous, following in zip(ranges, ranges[1:]))
+    in_threads = [name for _, _, name in calls if name.startswith("search-refresh")]
+    assert len(in_threads) == (6 if connection.vendor == "postgresql" else 0)
+    found = api.get("/api/products/", {"search": "drill"}).data
+    assert found["count"] == 40
+    assert api.get(status["status_url"]).data["search_index"]["status"] == "current"
+
+
 def test_single_edits_are_searchable_at_once_and_deleted_products_leave_the_index(api):
     import_file(api, files.xlsx_bytes(files.product_rows(3)))
     by = lambda q: [p["code"] for p in api.get("/api/products/", {"search": q}).data["results"]]  # noqa: E731
