@@ -540,9 +540,13 @@ class XlsxReader:
             ahead = (share_index - run) % share_count
             return target if not ahead else first + (run + ahead) * span
 
-        def skip(data, position, cut, target):
-            """Past the rows before row `target` that lie in data[position:cut]: (new position, offset
-            before which no lookup is worth trying again)."""
+        def skip(data, position, cut, number):
+            """After row `number`, which this reader does not convert: past the rows it does not want that
+            lie in data[position:cut]. (new position, offset before which no lookup is worth trying
+            again), or None when it wants no row up to `stop_after`."""
+            target = wanted_after(number)
+            if stop_after is not None and target > stop_after:
+                return None
             at, exact = _skip_rows(data, position, cut, target)
             if at <= position:
                 return position, cut
@@ -598,10 +602,9 @@ class XlsxReader:
                             continue
                         self.last_row = row_number
                         if position >= skipped_to:
-                            target = wanted_after(row_number)
-                            if stop_after is not None and target > stop_after:
+                            if (moved := skip(buffer, position, cut, row_number)) is None:
                                 return
-                            position, skipped_to = skip(buffer, position, cut, target)
+                            position, skipped_to = moved
                         continue
                 start = ROW_RE.search(buffer, position, cut)
                 if start is None:
@@ -631,10 +634,9 @@ class XlsxReader:
                 if row_number > wanted_to and not wanted(row_number):
                     self.last_row = row_number
                     if position >= skipped_to:
-                        target = wanted_after(row_number)
-                        if stop_after is not None and target > stop_after:
+                        if (moved := skip(buffer, position, cut, row_number)) is None:
                             return
-                        position, skipped_to = skip(buffer, position, cut, target)
+                        position, skipped_to = moved
                     continue
                 if stop_after is not None and row_number > stop_after:
                     return

@@ -184,6 +184,18 @@ def test_readers_sharing_a_long_sheet_skip_other_runs_across_blocks(monkeypatch)
             assert sorted(together) == [row for row in everything if row[0] > start_after]
 
 
+def test_skipping_rows_finds_the_wanted_row_or_a_safe_place_without_parsing():
+    data = b'<row r="8"><c/></row><row r="9" spans="1:2"><c/></row><row r="12"><c/></row><row r="13"><c/></row>'
+    nine, twelve, thirteen = (data.index(b'<row r="%d"' % n) for n in (9, 12, 13))
+    assert xlsx._skip_rows(data, 0, len(data), 9) == (nine, True)  # its tag, whatever follows the number
+    assert xlsx._skip_rows(data, 0, len(data), 20) == (thirteen, False)  # all rows before it: the last tag
+    assert xlsx._skip_rows(data, 0, len(data), 11) == (0, False)  # missing, and a later row is there
+    assert xlsx._skip_rows(data, thirteen, len(data), 20) == (thirteen, False)  # nothing to skip
+    assert xlsx._skip_rows(data, 0, twelve, 12) == (nine, False)  # the wanted tag past the block's end
+    prefixed = data.replace(b"<row", b"<x:row")
+    assert xlsx._skip_rows(prefixed, 0, len(prefixed), 20) == (0, False)  # a prefix: rows are parsed
+
+
 def test_rows_out_of_order_are_refused():
     data = files.xlsx_bytes(files.product_rows(5))
     data = files.replace_part(data, "xl/worksheets/sheet1.xml",
