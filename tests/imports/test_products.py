@@ -73,7 +73,11 @@ def test_upload_answers_202_and_the_job_imports_every_row(api, settings):
     assert (product.name, product.brand, str(product.price), product.stock, product.barcode) == (
         "Product 7 drill", "Brand 1", "11.75", 7, "4000000000007")
     assert PriceRecord.objects.count() == 100 and StockRecord.objects.count() == 100
-    assert PriceRecord.objects.get(product=product).valid_to is None
+    # A new product's first records: its price and stock, from this import, open.
+    price, stock = PriceRecord.objects.get(product=product), StockRecord.objects.get(product=product)
+    assert (str(price.price), price.valid_to, price.import_log_id) == ("11.75", None, body["import_id"])
+    assert (stock.quantity, stock.valid_to, stock.import_log_id) == (7, None, body["import_id"])
+    assert price.valid_from == stock.valid_from == product.created_at
 
 
 def test_csv_upload_with_semicolons_and_messy_headers(api):
